@@ -1,0 +1,14 @@
+//! leakgate: an open-loop load generator that also samples the target's memory and judges leaks.
+//!
+//! The modules follow the data flow of one run (see DESIGN.md):
+//! `scenario` → `supervise` → `load` / `probe` → `verdict` → `report`, with `cli` on top.
+
+pub mod cli;
+pub mod exit;
+pub mod load;
+pub mod probe;
+pub mod record;
+pub mod report;
+pub mod scenario;
+pub mod supervise;
+pub mod verdict;

@@ -1,0 +1,103 @@
+//! Plain records that flow between stages and into `samples.ndjson`, one JSON object a line.
+//!
+//! The load engine emits a [`Window`] each time a statistics window closes; the sampler emits a
+//! [`ProbeSample`] each tick. Both carry the run clock (`t`, seconds since load start) and the
+//! cumulative completed request count, so the verdict can put work done on the x-axis.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::plan::PhaseKind;
+
+/// One line of `samples.ndjson`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    /// A closed load statistics window.
+    Window(Window),
+    /// One probe tick.
+    Probe(ProbeSample),
+    /// A free-form event (phase change, target exit, drain check).
+    Event(Event),
+}
+
+/// Statistics of one closed window of load (default 1 s).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Window {
+    /// Window number, from 0.
+    pub index: u64,
+    /// Start of the window, seconds since load start.
+    pub start: f64,
+    /// End of the window, seconds since load start.
+    pub end: f64,
+    /// Phase the window started in.
+    pub phase: Option<PhaseKind>,
+    /// Requests the schedule planned in this window.
+    pub planned: u64,
+    /// Requests actually sent.
+    pub sent: u64,
+    /// Requests that finished (any outcome).
+    pub completed: u64,
+    /// Requests dropped because the queue was full (the driver fell behind).
+    pub dropped: u64,
+    /// Completed requests since load start, at the end of the window.
+    pub cumulative_completed: u64,
+    /// Response bytes read (bodies).
+    pub bytes: u64,
+    /// Responses by status class (`"2xx"`) or gRPC code name (`"OK"`, `"UNAVAILABLE"`).
+    pub status: BTreeMap<String, u64>,
+    /// Errors by kind: `connect`, `timeout`, `reset`, `protocol`, `cancelled`, `other`.
+    pub errors: BTreeMap<String, u64>,
+    /// Latency from the intended send time (corrected for coordinated omission).
+    pub corrected: LatencySummary,
+    /// Latency from the actual send time.
+    pub uncorrected: LatencySummary,
+    /// Lossless HdrHistogram V2 (base64) of corrected latency in microseconds.
+    pub corrected_hist: String,
+    /// Lossless HdrHistogram V2 (base64) of uncorrected latency in microseconds.
+    pub uncorrected_hist: String,
+}
+
+/// Percentiles of one latency histogram, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LatencySummary {
+    /// Number of recorded values.
+    pub count: u64,
+    /// Mean.
+    pub mean: f64,
+    /// 50th percentile.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+/// One probe tick: every signal the target offered at that moment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProbeSample {
+    /// Seconds since load start (negative before the load starts: the baseline).
+    pub t: f64,
+    /// Completed requests since load start at the time of the sample.
+    pub cumulative_completed: u64,
+    /// Signal name → value. A signal the target does not offer is absent, never zero.
+    pub signals: BTreeMap<String, f64>,
+}
+
+/// Something that happened during the run, kept next to the samples.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    /// Seconds since load start.
+    pub t: f64,
+    /// What happened (`phase`, `target_exit`, `drain`, `heap_profile`, ...).
+    pub kind: String,
+    /// Human-readable detail.
+    pub detail: String,
+}

@@ -1,0 +1,329 @@
+//! The one validated `Plan` that both CLI flags and scenario files turn into.
+//!
+//! Everything downstream (supervise, load, probe, verdict, report) reads these plain types and
+//! never raw flags or TOML. All defaults are resolved here, so `leakgate check` can print the
+//! plan exactly as it will run.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A whole run: what to drive, how hard, what to watch, and what decides pass or fail.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    /// Short name used in the run folder and reports (the scenario file's stem, or `adhoc`).
+    pub name: String,
+    /// The scenario file this plan came from, if any.
+    pub source: Option<PathBuf>,
+    /// Free text shown in reports.
+    pub description: String,
+    /// The service under test.
+    pub target: TargetPlan,
+    /// The traffic.
+    pub load: LoadPlan,
+    /// What is sampled from the target.
+    pub probes: ProbePlan,
+    /// What decides the verdict.
+    pub gates: GatePlan,
+    /// Where results go.
+    pub output: OutputPlan,
+}
+
+/// How leakgate gets hold of the service under test.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TargetPlan {
+    /// No process to watch: only the URL is driven (ad-hoc runs); process probes are absent.
+    UrlOnly,
+    /// Start the service as a child process, wait until it is ready, stop it at the end.
+    Spawn(SpawnPlan),
+    /// Watch a service that already runs.
+    Attach(AttachPlan),
+}
+
+/// A command leakgate starts and supervises.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SpawnPlan {
+    /// Program and arguments, placeholders already filled in.
+    pub command: Vec<String>,
+    /// Extra environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Working directory (defaults to the scenario file's folder).
+    pub cwd: Option<PathBuf>,
+    /// How readiness is decided.
+    pub ready: Readiness,
+    /// How long to wait for readiness before giving up (exit 3).
+    pub start_timeout: Duration,
+    /// Memory limit for the target, in bytes (own cgroup where possible, RLIMIT_AS otherwise).
+    pub memory_limit: Option<u64>,
+    /// How long to wait after SIGTERM before SIGKILL at the end.
+    pub stop_timeout: Duration,
+}
+
+/// When a spawned target counts as ready.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Readiness {
+    /// An HTTP GET on this URL answers 2xx.
+    Url { url: String },
+    /// A TCP connect to this address succeeds.
+    Port { addr: String },
+}
+
+/// A service that already runs, found by pid, pid file and/or cgroup.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AttachPlan {
+    /// Process id.
+    pub pid: Option<u32>,
+    /// File holding the process id (read at start).
+    pub pid_file: Option<PathBuf>,
+    /// cgroup directory (v1 memory controller folder or v2 unified folder).
+    pub cgroup: Option<PathBuf>,
+}
+
+/// Wire protocol of the load.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// HTTP/1.1 with keep-alive.
+    Http1,
+    /// HTTP/2 (h2c with prior knowledge over `http://`, ALPN over `https://`).
+    Http2,
+    /// gRPC over HTTP/2.
+    Grpc,
+}
+
+/// The traffic: protocol, connections, rate schedule and the weighted request mix.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LoadPlan {
+    /// Wire protocol.
+    pub protocol: Protocol,
+    /// Base URL that request paths are resolved against (`http://127.0.0.1:8080`).
+    pub base_url: String,
+    /// Number of TCP connections.
+    pub connections: usize,
+    /// Concurrent streams per connection (HTTP/2 and gRPC only; 1 for HTTP/1.1).
+    pub streams_per_connection: usize,
+    /// Worker threads for the driver (None: one per available core).
+    pub threads: Option<usize>,
+    /// Phases run in order.
+    pub phases: Vec<Phase>,
+    /// Evenly spaced arrivals, or Poisson.
+    pub arrivals: Arrivals,
+    /// Weighted request mix (at least one).
+    pub requests: Vec<RequestSpec>,
+    /// Requests that may wait for a free connection; past this they are dropped.
+    pub max_queue: usize,
+    /// Per-request timeout (counted as a `timeout` error).
+    pub timeout: Duration,
+    /// Allowed relative shortfall of the achieved rate before the run is "behind" (0.01 = 1 %).
+    pub rate_tolerance: f64,
+    /// Length of a statistics window.
+    pub window: Duration,
+    /// Skip TLS certificate checks (self-signed test servers only).
+    pub insecure: bool,
+    /// gRPC method resolution (protocol = grpc only).
+    pub grpc: Option<GrpcPlan>,
+    /// Random seed for templates and Poisson arrivals (None: from entropy).
+    pub seed: Option<u64>,
+}
+
+/// What a phase is for; the verdict judges the `Steady` phases only.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum PhaseKind {
+    /// Excluded from the verdict.
+    Warmup,
+    /// A change of rate; excluded from the verdict.
+    Ramp,
+    /// Judged by the verdict.
+    Steady,
+    /// A short burst; excluded from the verdict.
+    Spike,
+}
+
+/// One stretch of the schedule.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Phase {
+    /// What the phase is for.
+    pub kind: PhaseKind,
+    /// How long it lasts.
+    pub duration: Duration,
+    /// The arrival rate over the phase.
+    pub rate: Rate,
+}
+
+/// The arrival rate over a phase.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Rate {
+    /// Constant requests per second.
+    Constant { rps: f64 },
+    /// Linear change from `from` to `to` requests per second over the phase.
+    Ramp { from: f64, to: f64 },
+    /// No schedule: as fast as the connections allow (closed loop; no correction needed).
+    Max,
+}
+
+/// How arrivals are spaced within the rate.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrivals {
+    /// Evenly spaced (wrk2, vegeta's constant pacer).
+    Uniform,
+    /// Exponential gaps with the same mean rate.
+    Poisson,
+}
+
+/// One kind of request in the mix.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RequestSpec {
+    /// Label used in reports.
+    pub name: String,
+    /// Relative weight in the mix (> 0).
+    pub weight: u32,
+    /// HTTP method (ignored for gRPC: always POST).
+    pub method: String,
+    /// Path and query (template), resolved against the base URL; for gRPC `/pkg.Service/Method`.
+    pub path: String,
+    /// Header (or gRPC metadata) name and value template.
+    pub headers: Vec<(String, String)>,
+    /// Body template (for gRPC: the request message as JSON).
+    pub body: Option<String>,
+    /// What the client does with the response.
+    pub behaviour: Behaviour,
+}
+
+/// Client behaviours that trigger leaks on the server side.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Behaviour {
+    /// Stop reading the response body after this many bytes and drop it (None: read it all).
+    /// For gRPC streams: the number of messages after which the stream is abandoned.
+    pub abandon_after: Option<u64>,
+    /// Cancel the request after this delay (reset the stream or close the connection).
+    pub cancel_after: Option<Duration>,
+    /// Open a new connection for each request and close it afterwards (churn).
+    pub new_connection: bool,
+}
+
+/// How gRPC methods are resolved at run time.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GrpcPlan {
+    /// `.proto` files to compile in-process.
+    pub protos: Vec<PathBuf>,
+    /// Import paths for the `.proto` files.
+    pub import_paths: Vec<PathBuf>,
+    /// A compiled FileDescriptorSet.
+    pub protoset: Option<PathBuf>,
+    /// Ask the server's reflection service (when neither protos nor protoset are given).
+    pub reflection: bool,
+    /// Call kind.
+    pub streaming: bool,
+}
+
+/// What is sampled from the target, and how often.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProbePlan {
+    /// Sampling interval.
+    pub interval: Duration,
+    /// `/proc/<pid>` stat, status and fd count.
+    pub process: bool,
+    /// `/proc/<pid>/smaps_rollup` (PSS); costs more.
+    pub smaps: bool,
+    /// Sum over the process tree.
+    pub tree: bool,
+    /// cgroup memory (v1 or v2).
+    pub cgroup: bool,
+    /// Prometheus text endpoint and the metric names to keep (empty: none).
+    pub prometheus: Option<PrometheusProbe>,
+    /// Go expvar `/debug/vars` URL.
+    pub expvar_url: Option<String>,
+    /// Go `/debug/pprof/goroutine?debug=1` URL.
+    pub goroutine_url: Option<String>,
+    /// jemalloc/Go heap profile URL captured at start and end of the steady phase.
+    pub heap_profile_url: Option<String>,
+    /// How long to wait after the load stops before the drain re-sample.
+    pub drain_wait: Duration,
+    /// URL to hit to force a GC before the drain re-sample (Go: `/debug/pprof/heap?gc=1`).
+    pub force_gc_url: Option<String>,
+}
+
+/// A Prometheus text endpoint and the metrics to sample from it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PrometheusProbe {
+    /// The `/metrics` URL.
+    pub url: String,
+    /// Full sample names (with labels where needed, e.g. `x{kind="a"}`), kept under the same name.
+    pub metrics: Vec<String>,
+}
+
+/// Everything that decides the verdict.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GatePlan {
+    /// Per-signal slope limits.
+    pub signals: Vec<SignalGate>,
+    /// Latency and error limits (k6-threshold style), judged on corrected latency.
+    pub latency: LatencyGate,
+    /// Share of completed requests excluded as warm-up, on top of warm-up phases (0..1).
+    pub warmup_share: f64,
+    /// Number of equal-work windows the steady phase is cut into.
+    pub windows: usize,
+    /// Confidence level of the slope interval (e.g. 0.95).
+    pub confidence: f64,
+    /// Fail when the projected time to the memory limit is shorter than this.
+    pub min_time_to_limit: Option<Duration>,
+}
+
+/// A slope limit on one sampled signal.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SignalGate {
+    /// Signal name as in `samples.ndjson` (e.g. `rss_bytes`, `fd_count`, `cache_entries`).
+    pub signal: String,
+    /// Maximum slope in units per second.
+    pub max_per_second: Option<f64>,
+    /// Maximum slope in units per completed request.
+    pub max_per_request: Option<f64>,
+    /// After the load, the signal must come back within this of its baseline (tasks, fds).
+    pub drain_to_baseline: Option<f64>,
+    /// Unit for messages: `bytes` or a plain count.
+    pub unit: SignalUnit,
+}
+
+/// How a signal's values are printed.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SignalUnit {
+    /// Bytes (printed as KiB/MiB).
+    Bytes,
+    /// A plain count (tasks, fds, entries).
+    Count,
+}
+
+/// k6-style limits on latency (corrected for coordinated omission) and errors.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LatencyGate {
+    /// Maximum p95 over the steady phase.
+    pub p95: Option<Duration>,
+    /// Maximum p99 over the steady phase.
+    pub p99: Option<Duration>,
+    /// Maximum share of failed requests (errors and 5xx), 0..1.
+    pub error_rate: Option<f64>,
+}
+
+/// Where the run's files go.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutputPlan {
+    /// Parent folder of run folders (default `results/`).
+    pub results_dir: PathBuf,
+    /// Print a live progress bar on a terminal.
+    pub progress: bool,
+}
+
+impl Plan {
+    /// Total planned duration of the load phases.
+    pub fn load_duration(&self) -> Duration {
+        self.load.phases.iter().map(|p| p.duration).sum()
+    }
+}
