@@ -60,6 +60,8 @@ pub struct SpawnPlan {
     pub memory_limit: Option<u64>,
     /// How long to wait after SIGTERM before SIGKILL at the end.
     pub stop_timeout: Duration,
+    /// Workspace binaries the command uses (`{bin:NAME}`), built with cargo when missing.
+    pub build_bins: Vec<String>,
 }
 
 /// When a spawned target counts as ready.

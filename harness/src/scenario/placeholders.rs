@@ -1,0 +1,135 @@
+//! Placeholders in scenario strings: `{port:NAME}`, `{bin:NAME}`, `{scenario_dir}`, `{bin_dir}`.
+//!
+//! They let shipped scenarios run from a clean clone: ports are picked free on 127.0.0.1 (the
+//! same NAME gives the same port everywhere in the file) and `{bin:NAME}` points at a binary of
+//! this workspace next to the `leakgate` executable, built on demand.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+/// Placeholder values for one scenario.
+#[derive(Debug)]
+pub struct Placeholders {
+    ports: BTreeMap<String, u16>,
+    bins: BTreeSet<String>,
+    scenario_dir: PathBuf,
+    bin_dir: PathBuf,
+}
+
+impl Placeholders {
+    /// Placeholders for a scenario in `scenario_dir`, with workspace binaries in `bin_dir`.
+    pub fn new(scenario_dir: &Path, bin_dir: PathBuf) -> Self {
+        Self {
+            ports: BTreeMap::new(),
+            bins: BTreeSet::new(),
+            scenario_dir: scenario_dir.to_path_buf(),
+            bin_dir,
+        }
+    }
+
+    /// The scenario file's folder.
+    pub fn scenario_dir(&self) -> &Path {
+        &self.scenario_dir
+    }
+
+    /// Workspace binaries named by `{bin:NAME}` so far.
+    pub fn bins_used(&self) -> Vec<String> {
+        self.bins.iter().cloned().collect()
+    }
+
+    /// Replaces every placeholder in `text`; other braces (such as `{{seq}}`) are left alone.
+    pub fn fill(&mut self, text: &str) -> Result<String, String> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let Some(close) = after.find('}') else {
+                out.push_str(&rest[open..]);
+                return Ok(out);
+            };
+            let inner = &after[..close];
+            match self.value(inner)? {
+                Some(v) => {
+                    out.push_str(&v);
+                    rest = &after[close + 1..];
+                }
+                None => {
+                    out.push('{');
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    fn value(&mut self, inner: &str) -> Result<Option<String>, String> {
+        let (kind, name) = inner.split_once(':').unwrap_or((inner, ""));
+        match (kind, name) {
+            ("scenario_dir", "") => Ok(Some(self.scenario_dir.display().to_string())),
+            ("bin_dir", "") => Ok(Some(self.bin_dir.display().to_string())),
+            ("port" | "bin", "") => Err(format!(
+                "placeholder {{{inner}}} needs a name, e.g. {{{kind}:http}}"
+            )),
+            ("port", name) => Ok(Some(self.port(name)?.to_string())),
+            ("bin", name) => {
+                if !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    return Err(format!("{{bin:{name}}}: not a binary name"));
+                }
+                self.bins.insert(name.to_string());
+                Ok(Some(self.bin_dir.join(name).display().to_string()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn port(&mut self, name: &str) -> Result<u16, String> {
+        if let Some(p) = self.ports.get(name) {
+            return Ok(*p);
+        }
+        // Bind port 0 and release it: the kernel does not hand the same port out again soon.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("cannot find a free port for {{port:{name}}}: {e}"))?
+            .port();
+        self.ports.insert(name.to_string(), port);
+        Ok(port)
+    }
+}
+
+/// Folder of this workspace's built binaries: next to the running executable (one level up
+/// from `deps/` when running as a test), or `LEAKGATE_BIN_DIR`.
+pub fn default_bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("LEAKGATE_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
+    dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_and_keeps_templates() {
+        let mut p = Placeholders::new(Path::new("/s"), PathBuf::from("/b"));
+        let a = p.fill("127.0.0.1:{port:http}").unwrap();
+        let b = p.fill("{port:http}").unwrap();
+        assert!(a.ends_with(&b));
+        assert_eq!(p.fill("{bin:rest-target}").unwrap(), "/b/rest-target");
+        assert_eq!(p.fill("/x/{{seq}}/{other}").unwrap(), "/x/{{seq}}/{other}");
+        assert_eq!(p.bins_used(), vec!["rest-target".to_string()]);
+        assert!(p.fill("{port:}").is_err());
+        assert!(p.fill("{bin:../x}").is_err());
+    }
+}
