@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::scenario::plan::PhaseKind;
 
 /// One line of `samples.ndjson`.
+// Records are built, written and dropped one at a time; boxing the big variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record {

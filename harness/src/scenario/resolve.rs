@@ -20,6 +20,9 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(1);
 /// Default per-request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A URL with the byte span it was written at.
+type SpannedUrl = (String, Range<usize>);
+
 /// Context for resolving one file: where it is and its text (for positions).
 pub struct Resolver<'a> {
     path: &'a Path,
@@ -89,7 +92,7 @@ impl<'a> Resolver<'a> {
     fn target(
         &mut self,
         t: &Spanned<TargetFile>,
-    ) -> Result<(TargetPlan, Option<(String, Range<usize>)>), ScenarioError> {
+    ) -> Result<(TargetPlan, Option<SpannedUrl>), ScenarioError> {
         let span = t.span();
         let t = t.get_ref();
         let base = match &t.base_url {
@@ -176,7 +179,7 @@ impl<'a> Resolver<'a> {
     fn load(
         &mut self,
         l: &Spanned<LoadFile>,
-        target_base: Option<(String, Range<usize>)>,
+        target_base: Option<SpannedUrl>,
         has_target_table: bool,
     ) -> Result<LoadPlan, ScenarioError> {
         let span = l.span();
