@@ -247,3 +247,18 @@ fn missing_file_is_an_error_not_a_panic() {
             .contains("cannot read scenario file /nonexistent/x.toml")
     );
 }
+
+#[test]
+fn shipped_scenarios_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let plan = scenario::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!plan.gates.signals.is_empty(), "{}: no gates", path.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 7, "only {n} scenarios found in {}", dir.display());
+}
