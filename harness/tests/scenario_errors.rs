@@ -256,7 +256,11 @@ fn shipped_scenarios_parse() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let plan = scenario::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
-            assert!(!plan.gates.signals.is_empty(), "{}: no gates", path.display());
+            assert!(
+                !plan.gates.signals.is_empty(),
+                "{}: no gates",
+                path.display()
+            );
             n += 1;
         }
     }

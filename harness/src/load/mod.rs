@@ -1,1 +1,348 @@
-//! load
+//! load: the open-loop engine. A schedule of intended send times, worker threads that own their
+//! connections, per-window HdrHistograms (corrected and uncorrected) merged by a collector.
+
+pub mod engine;
+pub mod http;
+pub mod request;
+pub mod schedule;
+pub mod stats;
+pub mod template;
+pub mod tls;
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::record::{LatencySummary, Window};
+use crate::scenario::plan::{LoadPlan, PhaseKind, Protocol};
+use engine::{Part, Shared};
+use schedule::Schedule;
+use stats::Stats;
+
+/// Why the load could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The plan cannot be prepared (bad template, URL or header): a scenario mistake.
+    #[error("{0}")]
+    Plan(String),
+    /// The target's address cannot be resolved.
+    #[error("cannot resolve {host}: {reason}")]
+    Resolve {
+        /// host:port.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// A worker thread could not be started.
+    #[error("cannot start a load worker thread: {0}")]
+    Thread(std::io::Error),
+}
+
+impl LoadError {
+    /// True for mistakes in the plan itself (exit 65) rather than the environment.
+    pub fn is_plan_error(&self) -> bool {
+        matches!(self, LoadError::Plan(_))
+    }
+}
+
+/// Hooks into a running load.
+pub struct LoadContext {
+    /// Cancels the load (Ctrl-C, dead target); windows and totals are still reported.
+    pub cancel: CancellationToken,
+    /// Completed requests so far, read by the sampler thread.
+    pub completed: Arc<AtomicU64>,
+    /// Called for each closed window, in order, on the calling thread.
+    pub on_window: Box<dyn FnMut(&Window) + Send>,
+}
+
+/// Totals of a finished load.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LoadReport {
+    /// Seconds the load ran.
+    pub elapsed: f64,
+    /// Planned arrivals.
+    pub planned: u64,
+    /// Sent requests.
+    pub sent: u64,
+    /// Finished requests.
+    pub completed: u64,
+    /// Dropped (queue full, or still queued at the end).
+    pub dropped: u64,
+    /// Body bytes read.
+    pub bytes: u64,
+    /// Planned rate over the schedule (0 for max-throughput runs).
+    pub planned_rate: f64,
+    /// Sent requests per second.
+    pub achieved_rate: f64,
+    /// Completed requests per second.
+    pub completed_rate: f64,
+    /// The driver missed the planned rate by more than the tolerance.
+    pub fell_behind: bool,
+    /// Responses by status class or gRPC code.
+    pub status: BTreeMap<String, u64>,
+    /// Errors by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Failed requests (errors except deliberate cancels, 5xx, non-OK gRPC).
+    pub failed: u64,
+    /// Whole-run latency from the intended send time.
+    pub corrected: LatencySummary,
+    /// Whole-run latency from the actual send time.
+    pub uncorrected: LatencySummary,
+    /// Steady-phase latency from the intended send time (what latency gates judge).
+    pub steady_corrected: LatencySummary,
+    /// Steady-phase latency from the actual send time.
+    pub steady_uncorrected: LatencySummary,
+    /// Whole-run corrected histogram, HdrHistogram V2 base64, µs.
+    pub corrected_hist: String,
+    /// Whole-run uncorrected histogram, HdrHistogram V2 base64, µs.
+    pub uncorrected_hist: String,
+    /// Worker threads used.
+    pub threads: usize,
+}
+
+impl LoadReport {
+    /// Share of completed requests that failed.
+    pub fn error_rate(&self) -> f64 {
+        if self.completed == 0 {
+            0.0
+        } else {
+            self.failed as f64 / self.completed as f64
+        }
+    }
+}
+
+/// A plan compiled and resolved, ready to run.
+pub struct Prepared {
+    shared: Arc<Shared>,
+    connections: usize,
+}
+
+/// Compiles templates and resolves the target address (fails fast on plan mistakes).
+pub fn prepare(plan: &LoadPlan) -> Result<Prepared, LoadError> {
+    let mix = request::Mix::new(plan)?;
+    let uri: ::http::Uri = plan
+        .base_url
+        .parse()
+        .map_err(|e| LoadError::Plan(format!("base URL \"{}\": {e}", plan.base_url)))?;
+    let https = uri.scheme_str() == Some("https");
+    let host = uri
+        .host()
+        .unwrap_or("127.0.0.1")
+        .trim_matches(['[', ']'])
+        .to_string();
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let addr: SocketAddr = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| LoadError::Resolve {
+            host: format!("{host}:{port}"),
+            reason: e.to_string(),
+        })?
+        .next()
+        .ok_or_else(|| LoadError::Resolve {
+            host: format!("{host}:{port}"),
+            reason: "no address".into(),
+        })?;
+    if plan.protocol == Protocol::Grpc {
+        return Err(LoadError::Plan(
+            "protocol = \"grpc\" is not supported by this build's load engine yet".into(),
+        ));
+    }
+    let connector = http::Connector::new(addr, &host, https, plan.insecure, plan.protocol)
+        .map_err(LoadError::Plan)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = plan
+        .threads
+        .unwrap_or(cores)
+        .clamp(1, plan.connections.max(1));
+    let seed = plan.seed.unwrap_or_else(rand::random);
+    Ok(Prepared {
+        shared: Arc::new(Shared {
+            plan: plan.clone(),
+            mix,
+            connector,
+            workers,
+            seed,
+        }),
+        connections: plan.connections.max(1),
+    })
+}
+
+/// Prepares and runs `plan`, blocking until it ends; windows stream through `ctx.on_window`.
+pub fn run(plan: &LoadPlan, ctx: LoadContext) -> Result<LoadReport, LoadError> {
+    let prepared = prepare(plan)?;
+    run_prepared(&prepared, ctx)
+}
+
+/// Runs a prepared plan (see [`run`]).
+pub fn run_prepared(prepared: &Prepared, mut ctx: LoadContext) -> Result<LoadReport, LoadError> {
+    let shared = &prepared.shared;
+    let plan = &shared.plan;
+    let n = shared.workers;
+    let (tx, rx) = mpsc::channel::<Part>();
+    let start = std::time::Instant::now();
+    let mut threads = Vec::with_capacity(n);
+    for id in 0..n {
+        let conns = prepared.connections / n + usize::from(id < prepared.connections % n);
+        let (shared, cancel, completed) =
+            (shared.clone(), ctx.cancel.clone(), ctx.completed.clone());
+        let tx = tx.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("leakgate-load-{id}"))
+            .spawn(move || engine::run_worker(shared, id, conns, start, cancel, completed, tx))
+            .map_err(LoadError::Thread)?;
+        threads.push(handle);
+    }
+    drop(tx);
+
+    let schedule = Schedule::new(&plan.phases, plan.arrivals, 0, 0, 1);
+    let mut collector = Collector::new(n, plan.window, &schedule);
+    for part in rx {
+        collector.add(part, &mut ctx.on_window);
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    collector.flush(&mut ctx.on_window);
+    let elapsed = start.elapsed().as_secs_f64();
+    Ok(collector.report(plan, &schedule, elapsed, n))
+}
+
+/// Merges worker parts into windows, in order, and keeps run totals.
+struct Collector {
+    workers: usize,
+    window: Duration,
+    phases: Vec<PhaseKind>,
+    pending: BTreeMap<u64, (usize, Stats)>,
+    next: u64,
+    cumulative: u64,
+    total: Stats,
+    steady: Stats,
+}
+
+impl Collector {
+    fn new(workers: usize, window: Duration, schedule: &Schedule) -> Self {
+        // The phase each window starts in, on the same grid the workers close windows on.
+        let mut phases = Vec::new();
+        let mut t = Duration::ZERO;
+        while t < schedule.duration() {
+            phases.push(schedule.phase_kind_at(t).unwrap_or(PhaseKind::Steady));
+            t += window;
+        }
+        Self {
+            workers,
+            window,
+            phases,
+            pending: BTreeMap::new(),
+            next: 0,
+            cumulative: 0,
+            total: Stats::new(),
+            steady: Stats::new(),
+        }
+    }
+
+    fn add(&mut self, part: Part, on_window: &mut dyn FnMut(&Window)) {
+        let Part::Window { index, stats } = part else {
+            return;
+        };
+        let e = self
+            .pending
+            .entry(index)
+            .or_insert_with(|| (0, Stats::new()));
+        e.0 += 1;
+        e.1.merge(&stats);
+        // Emit every window all workers have reported, in order.
+        while let Some((count, _)) = self.pending.get(&self.next) {
+            if *count < self.workers {
+                break;
+            }
+            let (_, stats) = self.pending.remove(&self.next).unwrap_or_default();
+            self.emit(self.next, stats, on_window);
+            self.next += 1;
+        }
+    }
+
+    fn flush(&mut self, on_window: &mut dyn FnMut(&Window)) {
+        for (index, (_, stats)) in std::mem::take(&mut self.pending) {
+            self.emit(index, stats, on_window);
+        }
+    }
+
+    fn emit(&mut self, index: u64, mut stats: Stats, on_window: &mut dyn FnMut(&Window)) {
+        stats.settle();
+        self.cumulative += stats.completed;
+        let start = index as f64 * self.window.as_secs_f64();
+        let phase = self
+            .phases
+            .get(index as usize)
+            .or(self.phases.last())
+            .copied();
+        let w = Window {
+            index,
+            start,
+            end: start + self.window.as_secs_f64(),
+            phase,
+            planned: stats.planned,
+            sent: stats.sent,
+            completed: stats.completed,
+            dropped: stats.dropped,
+            cumulative_completed: self.cumulative,
+            bytes: stats.bytes,
+            status: stats.status.clone(),
+            errors: stats.errors.clone(),
+            corrected: stats::summarize(&stats.corrected),
+            uncorrected: stats::summarize(&stats.uncorrected),
+            corrected_hist: stats::encode(&stats.corrected),
+            uncorrected_hist: stats::encode(&stats.uncorrected),
+        };
+        on_window(&w);
+        if phase == Some(PhaseKind::Steady) {
+            self.steady.merge(&stats);
+        }
+        self.total.merge(&stats);
+    }
+
+    fn report(
+        &self,
+        plan: &LoadPlan,
+        schedule: &Schedule,
+        elapsed: f64,
+        threads: usize,
+    ) -> LoadReport {
+        let t = &self.total;
+        let duration = schedule.duration().as_secs_f64().max(1e-9);
+        let planned_total = schedule.planned_until(schedule.duration());
+        let planned_rate = planned_total / duration;
+        let closed_loop = planned_total == 0.0;
+        let achieved_rate = t.sent as f64 / duration;
+        let fell_behind =
+            !closed_loop && (t.sent as f64) < planned_total * (1.0 - plan.rate_tolerance);
+        LoadReport {
+            elapsed,
+            planned: t.planned,
+            sent: t.sent,
+            completed: t.completed,
+            dropped: t.dropped,
+            bytes: t.bytes,
+            planned_rate,
+            achieved_rate,
+            completed_rate: t.completed as f64 / duration,
+            fell_behind,
+            status: t.status.clone(),
+            errors: t.errors.clone(),
+            failed: t.failed(),
+            corrected: stats::summarize(&t.corrected),
+            uncorrected: stats::summarize(&t.uncorrected),
+            steady_corrected: stats::summarize(&self.steady.corrected),
+            steady_uncorrected: stats::summarize(&self.steady.uncorrected),
+            corrected_hist: stats::encode(&t.corrected),
+            uncorrected_hist: stats::encode(&t.uncorrected),
+            threads,
+        }
+    }
+}

@@ -1,0 +1,496 @@
+//! One worker thread: a current-thread runtime that dispatches its share of the schedule to its
+//! share of the connections and hands its statistics to the collector at every window close.
+//!
+//! Everything inside a worker is single-threaded (`Rc`, `RefCell`): no locks or atomics on the
+//! request path except the shared completed-requests counter.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::http::{Connector, Sender};
+use super::request::Mix;
+use super::schedule::Schedule;
+use super::stats::{ErrorKind, Outcome, Stats};
+use crate::scenario::plan::{LoadPlan, Protocol, Rate};
+
+/// What a worker sends to the collector.
+pub enum Part {
+    /// Statistics of window `index` from one worker.
+    Window {
+        /// Window number.
+        index: u64,
+        /// The worker's statistics for it.
+        stats: Box<Stats>,
+    },
+    /// The worker is done; no more parts follow from it.
+    Done,
+}
+
+/// Everything a worker needs, shared read-only between workers.
+pub struct Shared {
+    /// The plan.
+    pub plan: LoadPlan,
+    /// Compiled requests.
+    pub mix: Mix,
+    /// Connection factory.
+    pub connector: Connector,
+    /// Number of workers.
+    pub workers: usize,
+    /// Seed for templates and arrivals.
+    pub seed: u64,
+}
+
+/// A queued arrival.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Job {
+    pub seq: u64,
+    pub intended: Instant,
+}
+
+/// A worker's single-threaded state.
+pub(crate) struct Local {
+    pub queue: RefCell<VecDeque<Job>>,
+    pub notify: Notify,
+    pub stats: RefCell<Stats>,
+    pub closing: Cell<bool>,
+    pub in_flight: Cell<usize>,
+    pub completed: Arc<AtomicU64>,
+    /// The window the stats currently accumulate for.
+    pub window_index: Cell<u64>,
+}
+
+impl Local {
+    pub(crate) fn new(completed: Arc<AtomicU64>) -> Rc<Self> {
+        Rc::new(Self {
+            queue: RefCell::default(),
+            notify: Notify::new(),
+            stats: RefCell::default(),
+            closing: Cell::new(false),
+            in_flight: Cell::new(0),
+            completed,
+            window_index: Cell::new(0),
+        })
+    }
+
+    /// Waits for the next job; `None` once the worker is closing and the queue is empty.
+    pub(crate) async fn next_job(&self) -> Option<Job> {
+        loop {
+            if let Some(j) = self.queue.borrow_mut().pop_front() {
+                return Some(j);
+            }
+            if self.closing.get() {
+                return None;
+            }
+            self.notify.notified().await;
+        }
+    }
+
+    fn finish(&self, outcome: Outcome, job: Job, sent_at: Instant, bytes: u64) {
+        let end = Instant::now();
+        self.stats
+            .borrow_mut()
+            .record(outcome, end - job.intended, end - sent_at, bytes);
+        self.completed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Pushes this worker's arrivals into the queue at their intended times; counts drops.
+pub(crate) async fn dispatch(
+    local: &Local,
+    schedule: Schedule,
+    start: Instant,
+    max_queue: usize,
+    cancel: &CancellationToken,
+) {
+    let sleep = tokio::time::sleep_until(start);
+    tokio::pin!(sleep);
+    for a in schedule {
+        let intended = start + a.at;
+        if intended > Instant::now() {
+            sleep.as_mut().reset(intended);
+            tokio::select! {
+                _ = &mut sleep => {}
+                _ = cancel.cancelled() => break,
+            }
+        }
+        let mut stats = local.stats.borrow_mut();
+        stats.planned += 1;
+        let mut q = local.queue.borrow_mut();
+        if q.len() >= max_queue {
+            stats.dropped += 1;
+        } else {
+            q.push_back(Job {
+                seq: a.seq,
+                intended,
+            });
+            drop(q);
+            local.notify.notify_one();
+        }
+    }
+}
+
+/// Runs worker `id` to the end; blocks its thread.
+pub fn run_worker(
+    shared: Arc<Shared>,
+    id: usize,
+    connections: usize,
+    start: std::time::Instant,
+    cancel: CancellationToken,
+    completed: Arc<AtomicU64>,
+    tx: mpsc::Sender<Part>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(_) => {
+            let _ = tx.send(Part::Done);
+            return;
+        }
+    };
+    let local_set = tokio::task::LocalSet::new();
+    local_set.block_on(&rt, async move {
+        let start = Instant::from_std(start);
+        let local = Local::new(completed);
+        let plan = &shared.plan;
+        let window = plan.window;
+        let closed_loop = plan.phases.iter().any(|p| p.rate == Rate::Max);
+        let deadline = start + plan.phases.iter().map(|p| p.duration).sum::<Duration>();
+
+        // Window closer: hands the stats over at every boundary, on a fixed grid from start.
+        let closer = {
+            let local = local.clone();
+            let tx = tx.clone();
+            tokio::task::spawn_local(async move {
+                loop {
+                    let index = local.window_index.get();
+                    tokio::time::sleep_until(start + window * (index as u32 + 1)).await;
+                    let stats = std::mem::take(&mut *local.stats.borrow_mut());
+                    local.window_index.set(index + 1);
+                    if tx
+                        .send(Part::Window {
+                            index,
+                            stats: Box::new(stats),
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            })
+        };
+
+        let slots = spawn_slots(
+            &shared,
+            &local,
+            id,
+            connections,
+            closed_loop,
+            deadline,
+            &cancel,
+        );
+        if !closed_loop {
+            let schedule = Schedule::new(
+                &plan.phases,
+                plan.arrivals,
+                shared.seed,
+                id as u64,
+                shared.workers as u64,
+            );
+            let max_queue = (plan.max_queue / shared.workers).max(1);
+            dispatch(&local, schedule, start, max_queue, &cancel).await;
+        } else {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = cancel.cancelled() => {}
+            }
+        }
+        // Let queued and in-flight requests finish, within the request timeout.
+        local.closing.set(true);
+        local.notify.notify_waiters();
+        let grace = tokio::time::sleep(plan.timeout.min(Duration::from_secs(10)));
+        tokio::pin!(grace);
+        for s in slots {
+            tokio::select! {
+                _ = &mut grace => break,
+                _ = cancel.cancelled() => break,
+                _ = s => {}
+            }
+        }
+        // Queued jobs that never ran were planned but not sent: they count as dropped.
+        let left = local.queue.borrow_mut().drain(..).count() as u64;
+        closer.abort();
+        let index = local.window_index.get();
+        let mut stats = std::mem::take(&mut *local.stats.borrow_mut());
+        stats.dropped += left;
+        let _ = tx.send(Part::Window {
+            index,
+            stats: Box::new(stats),
+        });
+        let _ = tx.send(Part::Done);
+    });
+}
+
+fn spawn_slots(
+    shared: &Arc<Shared>,
+    local: &Rc<Local>,
+    id: usize,
+    connections: usize,
+    closed_loop: bool,
+    deadline: Instant,
+    cancel: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let plan = &shared.plan;
+    let streams = if plan.protocol == Protocol::Http1 {
+        1
+    } else {
+        plan.streams_per_connection.max(1)
+    };
+    let mut handles = Vec::new();
+    for c in 0..connections {
+        let group: Rc<tokio::sync::Mutex<Option<Sender>>> = Rc::default();
+        for s in 0..streams {
+            let slot = Slot {
+                shared: shared.clone(),
+                local: local.clone(),
+                group: group.clone(),
+                own: None,
+                rng: SmallRng::seed_from_u64(
+                    shared.seed ^ ((id * 1_000_003 + c * 1009 + s) as u64),
+                ),
+                buf: String::with_capacity(256),
+            };
+            let cancel = cancel.clone();
+            handles.push(tokio::task::spawn_local(async move {
+                if closed_loop {
+                    slot.closed_loop(deadline, cancel, (id * 1_000_003 + c * streams + s) as u64)
+                        .await
+                } else {
+                    slot.open_loop(cancel).await
+                }
+            }));
+        }
+    }
+    handles
+}
+
+/// One request slot: a connection (HTTP/1.1) or one stream of a shared connection (HTTP/2).
+struct Slot {
+    shared: Arc<Shared>,
+    local: Rc<Local>,
+    group: Rc<tokio::sync::Mutex<Option<Sender>>>,
+    own: Option<Sender>,
+    rng: SmallRng,
+    buf: String,
+}
+
+impl Slot {
+    async fn open_loop(mut self, cancel: CancellationToken) {
+        while let Some(job) = self.local.next_job().await {
+            if cancel.is_cancelled() {
+                break;
+            }
+            self.one(job).await;
+        }
+    }
+
+    async fn closed_loop(mut self, deadline: Instant, cancel: CancellationToken, base_seq: u64) {
+        let mut n = 0u64;
+        while Instant::now() < deadline && !cancel.is_cancelled() {
+            self.local.stats.borrow_mut().planned += 1;
+            let seq = base_seq + n * 1_000_000_007;
+            n += 1;
+            tokio::select! {
+                _ = self.one(Job { seq, intended: Instant::now() }) => {}
+                _ = tokio::time::sleep_until(deadline + Duration::from_secs(1)) => break,
+            }
+        }
+    }
+
+    async fn one(&mut self, job: Job) {
+        let sent_at = Instant::now();
+        self.local.stats.borrow_mut().sent += 1;
+        self.local.in_flight.set(self.local.in_flight.get() + 1);
+        let (outcome, bytes) = self.exchange(job).await;
+        self.local.in_flight.set(self.local.in_flight.get() - 1);
+        self.local.finish(outcome, job, sent_at, bytes);
+    }
+
+    async fn exchange(&mut self, job: Job) -> (Outcome, u64) {
+        let shared = self.shared.clone();
+        let i = shared.mix.pick(&mut self.rng);
+        let prepared = shared.mix.get(i);
+        let behaviour = &prepared.behaviour;
+        let req = match shared.mix.build(i, job.seq, &mut self.rng, &mut self.buf) {
+            Ok(r) => r,
+            Err(_) => return (Outcome::Error(ErrorKind::Other), 0),
+        };
+        let mut sender = match self.sender(behaviour.new_connection).await {
+            Ok(s) => s,
+            Err(kind) => return (Outcome::Error(kind), 0),
+        };
+        let limit = shared.plan.timeout;
+        let (cut, cut_kind) = match behaviour.cancel_after {
+            Some(c) if c < limit => (c, ErrorKind::Cancelled),
+            _ => (limit, ErrorKind::Timeout),
+        };
+        let result = tokio::time::timeout(cut, sender.exchange(req, behaviour.abandon_after)).await;
+        let (outcome, bytes, reusable) = match result {
+            Ok(x) => (x.outcome, x.bytes, x.reusable),
+            // Dropping the exchange resets an h2 stream; an h1 connection is unusable after it.
+            Err(_) => (Outcome::Error(cut_kind), 0, matches!(sender, Sender::H2(_))),
+        };
+        if !behaviour.new_connection && reusable {
+            self.keep(sender);
+        }
+        (outcome, bytes)
+    }
+
+    /// An open sender: this slot's own (HTTP/1.1), the group's shared one (HTTP/2), or a new one.
+    async fn sender(&mut self, fresh: bool) -> Result<Sender, ErrorKind> {
+        if fresh {
+            return self.shared.connector.connect().await;
+        }
+        match self.shared.plan.protocol {
+            Protocol::Http1 => match self.own.take() {
+                Some(s) if s.is_open() => Ok(s),
+                _ => self.shared.connector.connect().await,
+            },
+            Protocol::Http2 | Protocol::Grpc => {
+                let mut g = self.group.lock().await;
+                if let Some(Sender::H2(s)) = g.as_ref()
+                    && !s.is_closed()
+                {
+                    return Ok(Sender::H2(s.clone()));
+                }
+                let s = self.shared.connector.connect().await?;
+                if let Sender::H2(h) = &s {
+                    *g = Some(Sender::H2(h.clone()));
+                }
+                Ok(s)
+            }
+        }
+    }
+
+    fn keep(&mut self, s: Sender) {
+        if let Sender::H1(_) = s {
+            self.own = Some(s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::plan::{Arrivals, Phase, PhaseKind};
+
+    /// Dispatches `phases` under tokio's paused clock and returns (intended, taken) offsets.
+    async fn dispatched(phases: &[Phase]) -> Vec<(Duration, Duration)> {
+        let local = Local::new(Arc::new(AtomicU64::new(0)));
+        let start = Instant::now();
+        let schedule = Schedule::new(phases, Arrivals::Uniform, 0, 0, 1);
+        let consumer = {
+            let local = local.clone();
+            tokio::task::spawn_local(async move {
+                let mut seen = Vec::new();
+                while let Some(job) = local.next_job().await {
+                    seen.push((job.intended - start, Instant::now() - start));
+                }
+                seen
+            })
+        };
+        dispatch(
+            &local,
+            schedule,
+            start,
+            usize::MAX,
+            &CancellationToken::new(),
+        )
+        .await;
+        local.closing.set(true);
+        local.notify.notify_waiters();
+        consumer.await.unwrap()
+    }
+
+    fn phase(kind: PhaseKind, secs: u64, rate: Rate) -> Phase {
+        Phase {
+            kind,
+            duration: Duration::from_secs(secs),
+            rate,
+        }
+    }
+
+    fn check(phases: &[Phase], expected: usize, at: impl Fn(usize) -> f64) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let seen = tokio::task::LocalSet::new().block_on(&rt, dispatched(phases));
+        assert_eq!(seen.len(), expected);
+        for (i, (intended, taken)) in seen.iter().enumerate() {
+            let want = Duration::from_secs_f64(at(i));
+            assert!(
+                intended.abs_diff(want) < Duration::from_micros(1),
+                "#{i}: {intended:?} vs {want:?}"
+            );
+            // Under the paused clock the dispatcher wakes exactly at each intended time.
+            assert!(
+                taken.abs_diff(*intended) < Duration::from_millis(1),
+                "#{i}: taken {taken:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn constant_rate_under_paused_clock() {
+        check(
+            &[phase(PhaseKind::Steady, 3, Rate::Constant { rps: 100.0 })],
+            300,
+            |i| i as f64 / 100.0,
+        );
+    }
+
+    #[test]
+    fn ramp_under_paused_clock() {
+        // 0 → 100 req/s over 4 s: N(t) = 12.5 t², 200 arrivals, the i-th at sqrt(i / 12.5).
+        check(
+            &[phase(
+                PhaseKind::Ramp,
+                4,
+                Rate::Ramp {
+                    from: 0.0,
+                    to: 100.0,
+                },
+            )],
+            200,
+            |i| (i as f64 / 12.5).sqrt(),
+        );
+    }
+
+    #[test]
+    fn steps_under_paused_clock() {
+        let p = [
+            phase(PhaseKind::Warmup, 1, Rate::Constant { rps: 10.0 }),
+            phase(PhaseKind::Steady, 1, Rate::Constant { rps: 50.0 }),
+            phase(PhaseKind::Spike, 1, Rate::Constant { rps: 200.0 }),
+        ];
+        check(&p, 260, |i| match i {
+            0..10 => i as f64 / 10.0,
+            10..60 => 1.0 + (i - 10) as f64 / 50.0,
+            _ => 2.0 + (i - 60) as f64 / 200.0,
+        });
+    }
+}

@@ -1,0 +1,229 @@
+//! HTTP/1.1 and HTTP/2 connections on hyper 1.x: connect (TCP, optional TLS with ALPN), send
+//! one request, read (or abandon) its body, classify failures.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use super::stats::{ErrorKind, Outcome};
+use super::tls;
+use crate::scenario::plan::Protocol;
+
+/// A sender on one open connection.
+pub enum Sender {
+    /// HTTP/1.1: one request at a time.
+    H1(http1::SendRequest<Full<Bytes>>),
+    /// HTTP/2: many concurrent streams; cloning the inner sender shares the connection.
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+/// Opens connections to one origin.
+#[derive(Clone)]
+pub struct Connector {
+    addr: SocketAddr,
+    server_name: Option<rustls::pki_types::ServerName<'static>>,
+    tls: Option<TlsConnector>,
+    protocol: Protocol,
+}
+
+/// What happened to one exchange, and whether its connection can carry another request.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Body bytes read.
+    pub bytes: u64,
+    /// False when the connection must be replaced (HTTP/1.1 after an abandoned body).
+    pub reusable: bool,
+}
+
+impl Connector {
+    /// A connector for `addr`; `tls` with ALPN when the base URL is `https`.
+    pub fn new(
+        addr: SocketAddr,
+        host: &str,
+        https: bool,
+        insecure: bool,
+        protocol: Protocol,
+    ) -> Result<Self, String> {
+        let (tls, server_name) = if https {
+            let alpn: &[&[u8]] = match protocol {
+                Protocol::Http1 => &[b"http/1.1"],
+                Protocol::Http2 | Protocol::Grpc => &[b"h2"],
+            };
+            let cfg = tls::client_config(insecure, alpn);
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                .map_err(|e| format!("\"{host}\" is not a valid TLS server name: {e}"))?;
+            (Some(TlsConnector::from(Arc::new(cfg))), Some(name))
+        } else {
+            (None, None)
+        };
+        Ok(Self {
+            addr,
+            server_name,
+            tls,
+            protocol,
+        })
+    }
+
+    /// Opens one connection and completes the HTTP handshake.
+    pub async fn connect(&self) -> Result<Sender, ErrorKind> {
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .map_err(|_| ErrorKind::Connect)?;
+        let _ = tcp.set_nodelay(true);
+        match (&self.tls, &self.server_name) {
+            (Some(tls), Some(name)) => {
+                let stream = tls
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|_| ErrorKind::Connect)?;
+                self.handshake(TokioIo::new(stream)).await
+            }
+            _ => self.handshake(TokioIo::new(tcp)).await,
+        }
+    }
+
+    async fn handshake<T>(&self, io: TokioIo<T>) -> Result<Sender, ErrorKind>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        match self.protocol {
+            Protocol::Http1 => {
+                let (send, conn) = http1::Builder::new()
+                    .handshake(io)
+                    .await
+                    .map_err(|_| ErrorKind::Connect)?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                Ok(Sender::H1(send))
+            }
+            Protocol::Http2 | Protocol::Grpc => {
+                let (send, conn) = http2::Builder::new(TokioExecutor::new())
+                    .initial_stream_window_size(1 << 20)
+                    .initial_connection_window_size(1 << 24)
+                    .handshake(io)
+                    .await
+                    .map_err(|_| ErrorKind::Connect)?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                Ok(Sender::H2(send))
+            }
+        }
+    }
+}
+
+impl Sender {
+    /// False once the connection is closed.
+    pub fn is_open(&self) -> bool {
+        match self {
+            Sender::H1(s) => !s.is_closed(),
+            Sender::H2(s) => !s.is_closed(),
+        }
+    }
+
+    /// Sends `req` and reads the body, stopping after `abandon_after` bytes if set.
+    pub async fn exchange(
+        &mut self,
+        req: http::Request<Full<Bytes>>,
+        abandon_after: Option<u64>,
+    ) -> Exchange {
+        let result = match self {
+            Sender::H1(s) => {
+                if s.ready().await.is_err() {
+                    return failed(ErrorKind::Reset);
+                }
+                s.send_request(req).await
+            }
+            Sender::H2(s) => {
+                if s.ready().await.is_err() {
+                    return failed(ErrorKind::Reset);
+                }
+                s.send_request(req).await
+            }
+        };
+        let resp = match result {
+            Ok(r) => r,
+            Err(e) => return failed(classify(&e)),
+        };
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        let mut bytes = 0u64;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => {
+                    if let Some(d) = f.data_ref() {
+                        bytes += d.len() as u64;
+                        if abandon_after.is_some_and(|n| bytes >= n) {
+                            // Dropping the body mid-way: h2 resets the stream, h1 must close.
+                            return Exchange {
+                                outcome: Outcome::Http(status),
+                                bytes,
+                                reusable: matches!(self, Sender::H2(_)),
+                            };
+                        }
+                    }
+                }
+                Err(e) => {
+                    return Exchange {
+                        outcome: Outcome::Error(classify(&e)),
+                        bytes,
+                        reusable: false,
+                    };
+                }
+            }
+        }
+        Exchange {
+            outcome: Outcome::Http(status),
+            bytes,
+            reusable: true,
+        }
+    }
+}
+
+fn failed(kind: ErrorKind) -> Exchange {
+    Exchange {
+        outcome: Outcome::Error(kind),
+        bytes: 0,
+        reusable: false,
+    }
+}
+
+/// Maps a hyper error to an error kind.
+pub fn classify(e: &hyper::Error) -> ErrorKind {
+    if e.is_timeout() {
+        return ErrorKind::Timeout;
+    }
+    if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() || e.is_user() {
+        return ErrorKind::Protocol;
+    }
+    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        return ErrorKind::Reset;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            return match io.kind() {
+                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                    ErrorKind::Reset
+                }
+                K::TimedOut => ErrorKind::Timeout,
+                _ => ErrorKind::Other,
+            };
+        }
+        if s.downcast_ref::<h2::Error>().is_some() {
+            return ErrorKind::Protocol;
+        }
+        source = s.source();
+    }
+    ErrorKind::Other
+}

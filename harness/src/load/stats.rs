@@ -1,0 +1,317 @@
+//! Latency histograms and counters: one `Stats` per worker per window, merged losslessly.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine as _;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Serializer, V2Serializer};
+
+use crate::record::LatencySummary;
+
+/// Highest latency recorded exactly (larger values are clamped): one hour in microseconds.
+const MAX_MICROS: u64 = 3_600_000_000;
+
+/// How a request ended, when it did not end with a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorKind {
+    /// TCP connect or TLS handshake failed.
+    Connect,
+    /// No answer within the request timeout.
+    Timeout,
+    /// The peer reset or closed the connection mid-request.
+    Reset,
+    /// The answer was not valid HTTP/2/gRPC.
+    Protocol,
+    /// Cancelled on purpose by a `cancel_after` behaviour.
+    Cancelled,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorKind {
+    /// Name used in windows and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+/// The result of one request as the engine records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// An HTTP status code.
+    Http(u16),
+    /// A gRPC status code (0 = OK).
+    Grpc(i32),
+    /// No response.
+    Error(ErrorKind),
+}
+
+/// Counters and histograms of one window (or a whole run, once merged).
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Latency from the intended send time, µs.
+    pub corrected: Histogram<u64>,
+    /// Latency from the actual send time, µs.
+    pub uncorrected: Histogram<u64>,
+    /// Planned arrivals.
+    pub planned: u64,
+    /// Sent requests.
+    pub sent: u64,
+    /// Finished requests (any outcome).
+    pub completed: u64,
+    /// Dropped because the queue was full.
+    pub dropped: u64,
+    /// Body bytes read.
+    pub bytes: u64,
+    /// Responses by status class or gRPC code.
+    pub status: BTreeMap<String, u64>,
+    /// Errors by kind.
+    pub errors: BTreeMap<String, u64>,
+    // Fixed slots for the hot path; turned into the maps at window close.
+    http_class: [u64; 6],
+    error_kind: [u64; 6],
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    // 3 significant digits, 1 µs to 1 h: ~200 KB each at most, independent of run length.
+    Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("static histogram bounds are valid")
+}
+
+impl Stats {
+    /// Empty stats.
+    pub fn new() -> Self {
+        Self {
+            corrected: histogram(),
+            uncorrected: histogram(),
+            planned: 0,
+            sent: 0,
+            completed: 0,
+            dropped: 0,
+            bytes: 0,
+            status: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            http_class: [0; 6],
+            error_kind: [0; 6],
+        }
+    }
+
+    /// Records one finished request.
+    pub fn record(
+        &mut self,
+        outcome: Outcome,
+        corrected: Duration,
+        uncorrected: Duration,
+        bytes: u64,
+    ) {
+        self.completed += 1;
+        self.bytes += bytes;
+        match outcome {
+            Outcome::Http(code) => self.http_class[(code / 100).min(5) as usize] += 1,
+            Outcome::Grpc(code) => {
+                *self.status.entry(grpc_code_name(code).into()).or_default() += 1
+            }
+            Outcome::Error(kind) => self.error_kind[kind as usize] += 1,
+        }
+        if !matches!(outcome, Outcome::Error(_)) {
+            self.corrected.saturating_record(micros(corrected));
+            self.uncorrected.saturating_record(micros(uncorrected));
+        }
+    }
+
+    /// Moves the hot-path slots into the named maps.
+    pub fn settle(&mut self) {
+        for (class, n) in self.http_class.iter_mut().enumerate() {
+            if *n > 0 {
+                let name = if class == 0 {
+                    "other".to_string()
+                } else {
+                    format!("{class}xx")
+                };
+                *self.status.entry(name).or_default() += *n;
+                *n = 0;
+            }
+        }
+        const KINDS: [ErrorKind; 6] = [
+            ErrorKind::Connect,
+            ErrorKind::Timeout,
+            ErrorKind::Reset,
+            ErrorKind::Protocol,
+            ErrorKind::Cancelled,
+            ErrorKind::Other,
+        ];
+        for (i, n) in self.error_kind.iter_mut().enumerate() {
+            if *n > 0 {
+                *self.errors.entry(KINDS[i].name().into()).or_default() += *n;
+                *n = 0;
+            }
+        }
+    }
+
+    /// Adds `other` into `self` (exact: histograms add bucket by bucket).
+    pub fn merge(&mut self, other: &Stats) {
+        let _ = self.corrected.add(&other.corrected);
+        let _ = self.uncorrected.add(&other.uncorrected);
+        self.planned += other.planned;
+        self.sent += other.sent;
+        self.completed += other.completed;
+        self.dropped += other.dropped;
+        self.bytes += other.bytes;
+        for (k, v) in &other.status {
+            *self.status.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.errors {
+            *self.errors.entry(k.clone()).or_default() += v;
+        }
+        for i in 0..6 {
+            self.http_class[i] += other.http_class[i];
+            self.error_kind[i] += other.error_kind[i];
+        }
+    }
+
+    /// Requests that failed: errors other than deliberate cancels, plus 5xx and non-OK gRPC.
+    pub fn failed(&self) -> u64 {
+        let errors: u64 = self
+            .errors
+            .iter()
+            .filter(|(k, _)| k.as_str() != "cancelled")
+            .map(|(_, v)| v)
+            .sum();
+        let bad_status: u64 = self
+            .status
+            .iter()
+            .filter(|(k, _)| {
+                k.as_str() == "5xx"
+                    || (!k.ends_with("xx") && k.as_str() != "OK" && k.as_str() != "other")
+            })
+            .map(|(_, v)| v)
+            .sum();
+        errors + bad_status
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    (d.as_micros() as u64).clamp(1, MAX_MICROS)
+}
+
+/// Percentiles of a µs histogram, in milliseconds.
+pub fn summarize(h: &Histogram<u64>) -> LatencySummary {
+    if h.is_empty() {
+        return LatencySummary::default();
+    }
+    let ms = |v: u64| v as f64 / 1000.0;
+    LatencySummary {
+        count: h.len(),
+        mean: h.mean() / 1000.0,
+        p50: ms(h.value_at_quantile(0.50)),
+        p90: ms(h.value_at_quantile(0.90)),
+        p95: ms(h.value_at_quantile(0.95)),
+        p99: ms(h.value_at_quantile(0.99)),
+        p999: ms(h.value_at_quantile(0.999)),
+        max: ms(h.max()),
+    }
+}
+
+/// Lossless HdrHistogram V2 encoding, base64 (as HdrHistogram's own log format uses).
+pub fn encode(h: &Histogram<u64>) -> String {
+    let mut buf = Vec::new();
+    if V2Serializer::new().serialize(h, &mut buf).is_err() {
+        return String::new();
+    }
+    base64::engine::general_purpose::STANDARD.encode(buf)
+}
+
+/// Decodes [`encode`]'s output.
+pub fn decode(text: &str) -> Option<Histogram<u64>> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .ok()
+}
+
+/// The canonical name of a gRPC status code.
+pub fn grpc_code_name(code: i32) -> &'static str {
+    match code {
+        0 => "OK",
+        1 => "CANCELLED",
+        2 => "UNKNOWN",
+        3 => "INVALID_ARGUMENT",
+        4 => "DEADLINE_EXCEEDED",
+        5 => "NOT_FOUND",
+        6 => "ALREADY_EXISTS",
+        7 => "PERMISSION_DENIED",
+        8 => "RESOURCE_EXHAUSTED",
+        9 => "FAILED_PRECONDITION",
+        10 => "ABORTED",
+        11 => "OUT_OF_RANGE",
+        12 => "UNIMPLEMENTED",
+        13 => "INTERNAL",
+        14 => "UNAVAILABLE",
+        15 => "DATA_LOSS",
+        16 => "UNAUTHENTICATED",
+        _ => "UNKNOWN_CODE",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_settle_merge_roundtrip() {
+        let mut a = Stats::new();
+        a.record(
+            Outcome::Http(200),
+            Duration::from_millis(5),
+            Duration::from_millis(1),
+            10,
+        );
+        a.record(
+            Outcome::Http(503),
+            Duration::from_millis(7),
+            Duration::from_millis(2),
+            0,
+        );
+        a.record(
+            Outcome::Error(ErrorKind::Timeout),
+            Duration::ZERO,
+            Duration::ZERO,
+            0,
+        );
+        a.record(
+            Outcome::Error(ErrorKind::Cancelled),
+            Duration::ZERO,
+            Duration::ZERO,
+            0,
+        );
+        a.settle();
+        assert_eq!(a.status["2xx"], 1);
+        assert_eq!(a.status["5xx"], 1);
+        assert_eq!(a.errors["timeout"], 1);
+        assert_eq!(a.failed(), 2);
+        let mut b = Stats::new();
+        b.merge(&a);
+        b.merge(&a);
+        assert_eq!(b.completed, 8);
+        assert_eq!(b.corrected.len(), 4);
+        let h = decode(&encode(&b.corrected)).unwrap();
+        assert_eq!(h, b.corrected);
+        let s = summarize(&b.corrected);
+        assert!((s.max - 7.0).abs() < 0.01, "{s:?}");
+    }
+}

@@ -1,0 +1,77 @@
+//! `summary.json`: the versioned result of one run, written once at the end.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::exit::ExitCode;
+use crate::scenario::plan::Plan;
+
+/// Version of the `summary.json` schema; bump on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How the target ended, when it ended before leakgate stopped it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TargetExit {
+    /// Seconds since load start (negative: before the load started).
+    pub t: f64,
+    /// Why it ended, in words (`exited with status 1`, `killed by SIGKILL (OOM kill)`).
+    pub cause: String,
+    /// Exit status, when it exited normally.
+    pub code: Option<i32>,
+    /// Signal number, when a signal ended it.
+    pub signal: Option<i32>,
+    /// The kernel's OOM killer ended it.
+    pub oom_killed: bool,
+}
+
+/// Everything `summary.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// leakgate's version.
+    pub leakgate_version: String,
+    /// UTC start time, RFC 3339.
+    pub started_at: String,
+    /// The resolved plan.
+    pub plan: Plan,
+    /// Process id of the watched target, if any.
+    pub target_pid: Option<u32>,
+    /// Set when the target died during the run.
+    pub target_exit: Option<TargetExit>,
+    /// Load totals and latency (the engine's report).
+    pub load: Option<serde_json::Value>,
+    /// Gate results and the overall outcome.
+    pub verdict: Option<serde_json::Value>,
+    /// The process exit code of the run.
+    pub exit_code: i32,
+    /// What the exit code means.
+    pub exit_reason: String,
+    /// Last probe samples before the end (kept here so a crash report is self-contained).
+    pub last_samples: Vec<crate::record::ProbeSample>,
+}
+
+impl Summary {
+    /// Writes the summary atomically: a temporary file renamed into place, so a reader never
+    /// sees a half-written `summary.json`.
+    pub fn write(&self, run_dir: &Path) -> std::io::Result<()> {
+        let tmp = run_dir.join(".summary.json.tmp");
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(tmp, run_dir.join("summary.json"))
+    }
+}
+
+/// Words for an exit code, as printed and stored.
+pub fn exit_reason(code: ExitCode) -> &'static str {
+    match code {
+        ExitCode::Pass => "pass",
+        ExitCode::GateFailed => "a gate failed",
+        ExitCode::Inconclusive => "inconclusive: not enough evidence either way",
+        ExitCode::TargetDied => "the target died or never became ready",
+        ExitCode::FellBehind => "the driver could not hold the planned rate",
+        ExitCode::Usage => "usage error",
+        ExitCode::BadScenario => "bad scenario file",
+    }
+}
