@@ -1,1 +1,116 @@
-//! probe
+//! probe: sampling the target's memory and runtime signals on a thread of its own.
+//!
+//! Each source adds the signals it can read to one map per tick; a signal the target does not
+//! offer is absent, never zero.
+
+pub mod cgroup;
+pub mod httpget;
+pub mod proc;
+pub mod prometheus;
+pub mod runtime;
+pub mod sampler;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::scenario::plan::ProbePlan;
+
+/// Timeout of one HTTP probe.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// GETs a URL the way probes do (blocking, short timeouts, loopback).
+pub fn http_get(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
+    httpget::get(url, timeout)
+}
+
+/// Every source of one target.
+#[derive(Debug)]
+pub struct ProbeSet {
+    proc: Option<proc::ProcProbe>,
+    cgroup: Option<cgroup::CgroupProbe>,
+    prometheus: Option<(String, Vec<(String, String)>)>,
+    expvar: Option<String>,
+    goroutine: Option<String>,
+    /// Sources that failed, reported once each.
+    warned: BTreeSet<String>,
+    /// Problems seen, for the summary.
+    pub problems: Vec<String>,
+}
+
+impl ProbeSet {
+    /// The sources `plan` asks for, for a target with this pid and cgroup.
+    pub fn new(plan: &ProbePlan, pid: Option<u32>, cgroup_dir: Option<PathBuf>) -> Self {
+        let cgroup_dir = cgroup_dir.or_else(|| pid.and_then(cgroup::of_pid));
+        Self {
+            proc: pid
+                .filter(|_| plan.process)
+                .map(|p| proc::ProcProbe::new(p, plan.smaps, plan.tree)),
+            cgroup: cgroup_dir
+                .filter(|_| plan.cgroup)
+                .map(|d| cgroup::CgroupProbe::new(&d)),
+            prometheus: plan.prometheus.as_ref().map(|p| {
+                let wanted = p
+                    .metrics
+                    .iter()
+                    .map(|m| (prometheus::normalise(m), m.clone()))
+                    .collect();
+                (p.url.clone(), wanted)
+            }),
+            expvar: plan.expvar_url.clone(),
+            goroutine: plan.goroutine_url.clone(),
+            warned: BTreeSet::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// The cgroup this set reads, if any.
+    pub fn cgroup(&self) -> Option<&cgroup::CgroupProbe> {
+        self.cgroup.as_ref()
+    }
+
+    /// One tick: every signal available now.
+    pub fn sample(&mut self) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        if let Some(p) = &self.proc {
+            let r = p.sample(&mut out);
+            self.note("process", r);
+        }
+        if let Some(c) = &self.cgroup {
+            let r = c.sample(&mut out);
+            self.note("cgroup", r);
+        }
+        if let Some((url, wanted)) = &self.prometheus {
+            let r = http_get(url, HTTP_TIMEOUT).map(|body| {
+                let all = prometheus::parse(&String::from_utf8_lossy(&body));
+                for (key, name) in wanted {
+                    if let Some(v) = all.get(key).filter(|v| v.is_finite()) {
+                        out.insert(name.clone(), *v);
+                    }
+                }
+            });
+            self.note("prometheus", r);
+        }
+        if let Some(url) = &self.expvar {
+            let r = http_get(url, HTTP_TIMEOUT).and_then(|b| runtime::parse_expvar(&b, &mut out));
+            self.note("expvar", r);
+        }
+        if let Some(url) = &self.goroutine {
+            let r = http_get(url, HTTP_TIMEOUT)
+                .and_then(|b| runtime::parse_goroutines(&b))
+                .map(|n| {
+                    out.insert("goroutines".into(), n);
+                });
+            self.note("goroutine", r);
+        }
+        out
+    }
+
+    fn note(&mut self, source: &str, r: Result<(), String>) {
+        if let Err(e) = r
+            && self.warned.insert(source.to_string())
+        {
+            self.problems.push(format!("{source} probe: {e}"));
+        }
+    }
+}
