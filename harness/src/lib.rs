@@ -9,6 +9,7 @@ pub mod load;
 pub mod probe;
 pub mod record;
 pub mod report;
+pub mod run;
 pub mod scenario;
 pub mod supervise;
 pub mod verdict;

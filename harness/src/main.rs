@@ -1,1 +1,5 @@
-fn main() {}
+//! The `leakgate` binary: parse flags, run, exit with the documented code.
+
+fn main() {
+    std::process::exit(leakgate::cli::main());
+}

@@ -97,7 +97,11 @@ pub fn plan(
             .ok_or_else(|| format!("--header expects \"Name: value\", got \"{h}\""))?;
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
-    let protocol = if a.http2 { Protocol::Http2 } else { Protocol::Http1 };
+    let protocol = if a.http2 {
+        Protocol::Http2
+    } else {
+        Protocol::Http1
+    };
     if a.connections == Some(0) {
         return Err("--connections must be at least 1".into());
     }
@@ -117,7 +121,11 @@ pub fn plan(
                 duration: duration.unwrap_or(Duration::from_secs(10)),
                 rate,
             }],
-            arrivals: if a.poisson { Arrivals::Poisson } else { Arrivals::Uniform },
+            arrivals: if a.poisson {
+                Arrivals::Poisson
+            } else {
+                Arrivals::Uniform
+            },
             requests: vec![RequestSpec {
                 name: "adhoc".into(),
                 weight: 1,
@@ -169,8 +177,18 @@ pub fn plan(
 
 /// Applies flags that override a scenario's load (`--rate`, `--duration`, and the ad-hoc flags
 /// that were given explicitly).
-pub fn override_scenario(plan: &mut Plan, rate: Option<f64>, duration: Option<Duration>, a: &AdhocArgs) {
-    for p in plan.load.phases.iter_mut().filter(|p| p.kind == PhaseKind::Steady) {
+pub fn override_scenario(
+    plan: &mut Plan,
+    rate: Option<f64>,
+    duration: Option<Duration>,
+    a: &AdhocArgs,
+) {
+    for p in plan
+        .load
+        .phases
+        .iter_mut()
+        .filter(|p| p.kind == PhaseKind::Steady)
+    {
         if let Some(r) = rate {
             p.rate = Rate::Constant { rps: r };
         }

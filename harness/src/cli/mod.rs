@@ -1,1 +1,130 @@
-//! cli
+//! cli: the `leakgate` command line. Parses flags into a `Plan` and hands it to the run.
+
+mod adhoc;
+mod analyze;
+mod output;
+mod run;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit::{self, ExitCode};
+
+/// leakgate: open-loop load with a memory-leak verdict.
+#[derive(Debug, Parser)]
+#[command(name = "leakgate", version, about, after_help = exit::TABLE)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario file (spawn or attach, load, probes, verdict), or drive a URL ad hoc.
+    Run(RunArgs),
+    /// Validate a scenario file and print the resolved plan (exit 65 on any mistake).
+    Check(CheckArgs),
+    /// Judge a recorded samples.ndjson or a two-column CSV (time,value) without running load.
+    Analyze(analyze::AnalyzeArgs),
+}
+
+/// `leakgate run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A scenario file (`.toml`) or a URL to drive ad hoc (`http://127.0.0.1:8080/x`).
+    pub target: String,
+    /// Override a scenario value: `--set load.connections=64` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Arrival rate in requests per second; without it a URL run goes as fast as it can.
+    #[arg(long, short = 'r')]
+    pub rate: Option<f64>,
+    /// How long to drive (a URL run), or the length of the steady phase (a scenario).
+    #[arg(long, short = 'd', value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub adhoc: adhoc::AdhocArgs,
+    /// Parent folder of the run folder.
+    #[arg(long, default_value = "results")]
+    pub results_dir: PathBuf,
+    /// No live progress bar (plain lines every few seconds instead).
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Print only the final summary.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// `leakgate check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The scenario file.
+    pub file: PathBuf,
+    /// Override a value: `--set load.connections=64` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::scenario::units::parse_duration(s)
+}
+
+/// Parses the process arguments, runs, and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => ExitCode::Usage.code(),
+            };
+        }
+    };
+    dispatch(cli).code()
+}
+
+/// Runs a parsed command line.
+pub fn dispatch(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Check(args) => run::check(args),
+        Command::Analyze(args) => analyze::analyze(args),
+    }
+}
+
+/// Splits `KEY=VALUE` overrides.
+fn overrides(set: &[String]) -> Result<Vec<(String, String)>, String> {
+    set.iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| format!("--set expects KEY=VALUE, got \"{kv}\""))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn overrides_split() {
+        assert_eq!(
+            overrides(&["a.b=1".into()]).unwrap(),
+            vec![("a.b".to_string(), "1".to_string())]
+        );
+        assert!(overrides(&["nokey".into()]).is_err());
+        assert!(overrides(&["=1".into()]).is_err());
+    }
+}

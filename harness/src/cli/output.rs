@@ -1,0 +1,236 @@
+//! What a run prints: live progress while it runs, then load totals and the verdict.
+
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::load::LoadReport;
+use crate::record::{LatencySummary, ProbeSample, Window};
+use crate::run::{RunOptions, RunOutcome};
+use crate::scenario::plan::{Plan, Rate, TargetPlan};
+use crate::verdict::{Outcome, Verdict, format};
+
+/// Live progress: a bar on a terminal, a plain line every 5 windows otherwise.
+#[derive(Clone)]
+pub struct Live {
+    bar: Option<ProgressBar>,
+    state: Arc<Mutex<(Option<f64>, Option<f64>)>>,
+    quiet: bool,
+}
+
+impl Live {
+    /// Progress for `plan`; `enabled` false or `quiet` prints no bar.
+    pub fn new(plan: &Plan, enabled: bool, quiet: bool) -> Self {
+        let total = plan.load_duration().as_secs().max(1);
+        let bar = (enabled && !quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = ProgressBar::new(total);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len}s {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            b
+        });
+        Self {
+            bar,
+            state: Arc::default(),
+            quiet,
+        }
+    }
+
+    /// Hooks for the run.
+    pub fn options(&self, cancel: tokio_util::sync::CancellationToken) -> RunOptions {
+        let (w, s) = (self.clone(), self.clone());
+        RunOptions {
+            cancel,
+            on_window: Some(Box::new(move |x| w.window(x))),
+            on_sample: Some(Box::new(move |x| s.sample(x))),
+        }
+    }
+
+    fn sample(&self, s: &ProbeSample) {
+        if let Ok(mut st) = self.state.lock() {
+            st.0 = s.signals.get("rss_bytes").copied();
+        }
+    }
+
+    fn window(&self, w: &Window) {
+        let rss = self.state.lock().ok().and_then(|s| s.0);
+        let secs = (w.end - w.start).max(1e-9);
+        let line = format!(
+            "{:>7.0} req/s  p99 {:>8.2} ms  errors {:>5}  rss {}",
+            w.completed as f64 / secs,
+            w.corrected.p99,
+            w.errors.values().sum::<u64>(),
+            rss.map_or("-".into(), format::bytes)
+        );
+        match &self.bar {
+            Some(b) => {
+                b.set_position(w.end as u64);
+                b.set_message(line);
+            }
+            None if !self.quiet && w.index % 5 == 4 => eprintln!("[{:>5.0}s] {line}", w.end),
+            None => {}
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// The header printed before the load starts.
+pub fn header(plan: &Plan) -> String {
+    let target = match &plan.target {
+        TargetPlan::Spawn(s) => format!("spawn {}", s.command.join(" ")),
+        TargetPlan::Attach(a) => format!("attach pid {:?} cgroup {:?}", a.pid, a.cgroup),
+        TargetPlan::UrlOnly => "URL only (no process to watch)".into(),
+    };
+    let phases: Vec<String> = plan
+        .load
+        .phases
+        .iter()
+        .map(|p| {
+            let rate = match p.rate {
+                Rate::Constant { rps } => format!("{rps}/s"),
+                Rate::Ramp { from, to } => format!("{from}->{to}/s"),
+                Rate::Max => "max".into(),
+            };
+            format!("{:?} {:?} @ {rate}", p.kind, p.duration).to_lowercase()
+        })
+        .collect();
+    format!(
+        "leakgate {}: {}\n  target  {target}\n  load    {:?} {} x{} conns, {}",
+        plan.name,
+        plan.description,
+        plan.load.protocol,
+        plan.load.base_url,
+        plan.load.connections,
+        phases.join(", ")
+    )
+}
+
+fn lat(l: &LatencySummary) -> String {
+    format!(
+        "p50 {:.3}  p90 {:.3}  p95 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3} ms",
+        l.p50, l.p90, l.p95, l.p99, l.p999, l.max
+    )
+}
+
+/// Load totals, oha/wrk2 style.
+pub fn load_report(r: &LoadReport) -> String {
+    let status: Vec<String> = r.status.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let errors: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let planned = if r.planned_rate > 0.0 {
+        format!("planned {:.1}/s, ", r.planned_rate)
+    } else {
+        "max throughput, ".into()
+    };
+    format!(
+        "Load ({:.1} s, {} threads)\n  requests   planned {}  sent {}  completed {}  dropped {}\n  rate       {planned}sent {:.1}/s, completed {:.1}/s{}\n  status     {}\n  errors     {}\n  transfer   {}\n  latency    corrected    {}\n             uncorrected  {}",
+        r.elapsed,
+        r.threads,
+        r.planned,
+        r.sent,
+        r.completed,
+        r.dropped,
+        r.achieved_rate,
+        r.completed_rate,
+        if r.fell_behind {
+            "  ← the driver fell behind the plan"
+        } else {
+            ""
+        },
+        if status.is_empty() {
+            "-".into()
+        } else {
+            status.join(", ")
+        },
+        if errors.is_empty() {
+            "none".into()
+        } else {
+            errors.join(", ")
+        },
+        format::bytes(r.bytes as f64),
+        lat(&r.corrected),
+        lat(&r.uncorrected),
+    )
+}
+
+/// The verdict, one line per gate.
+pub fn verdict(v: &Verdict) -> String {
+    let mut out = format!("Verdict: {}", v.summary);
+    for g in &v.gates {
+        let mark = match g.outcome {
+            Outcome::Pass => "PASS",
+            Outcome::Fail => "FAIL",
+            Outcome::Inconclusive => "????",
+        };
+        out.push_str(&format!("\n  {mark}  {}: {}", g.name, g.explanation));
+    }
+    out
+}
+
+/// Everything after the run, including the bench script's `key=value` line.
+pub fn outcome(o: &RunOutcome) -> String {
+    let mut out = String::new();
+    if let Some(e) = &o.summary.target_exit {
+        out.push_str(&format!("Target died at {:.1} s: {}\n", e.t, e.cause));
+    }
+    if let Some(r) = &o.load {
+        out.push_str(&load_report(r));
+        out.push('\n');
+    }
+    if let Some(v) = &o.verdict {
+        out.push_str(&verdict(v));
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "Exit {}: {}\nResults: {}\n",
+        o.exit.code(),
+        o.summary.exit_reason,
+        o.run_dir.display()
+    ));
+    if let Some(r) = &o.load {
+        out.push_str(&format!(
+            "rps={:.1} p50_ms={:.3} p99_ms={:.3} errors={} total={} secs={:.3}\n",
+            r.completed as f64 / r.elapsed.max(1e-9),
+            r.corrected.p50,
+            r.corrected.p99,
+            r.failed,
+            r.completed,
+            r.elapsed
+        ));
+    }
+    out
+}
+
+/// Waits for Ctrl-C on a thread: the first cancels gracefully, a second exits at once.
+pub fn ctrl_c(cancel: tokio_util::sync::CancellationToken) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "\nleakgate: stopping (Ctrl-C again to quit at once); results will be written"
+                );
+                cancel.cancel();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+    });
+}

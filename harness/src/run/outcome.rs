@@ -1,0 +1,85 @@
+//! How a run's facts become one exit code, and the steady spans the verdict judges.
+
+use crate::exit::ExitCode;
+use crate::scenario::plan::{LoadPlan, PhaseKind};
+
+/// The facts that decide the exit code, in order of precedence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// The target died during the run or never became ready.
+    pub target_died: bool,
+    /// At least one gate failed (leak or latency).
+    pub gate_failed: bool,
+    /// The driver missed the planned rate by more than the tolerance, or dropped requests.
+    pub fell_behind: bool,
+    /// At least one gate could not decide.
+    pub inconclusive: bool,
+}
+
+/// The exit code for a run.
+///
+/// A dead target trumps everything (there is nothing left to judge); a failed gate comes next
+/// because slopes per request stay valid even when the driver fell behind; a driver that fell
+/// behind is never a pass; then inconclusive, then pass.
+pub fn exit_code(f: Facts) -> ExitCode {
+    if f.target_died {
+        ExitCode::TargetDied
+    } else if f.gate_failed {
+        ExitCode::GateFailed
+    } else if f.fell_behind {
+        ExitCode::FellBehind
+    } else if f.inconclusive {
+        ExitCode::Inconclusive
+    } else {
+        ExitCode::Pass
+    }
+}
+
+/// Time spans (seconds since load start) of the steady phases, merged where adjacent.
+pub fn steady_spans(load: &LoadPlan) -> Vec<(f64, f64)> {
+    let mut spans: Vec<(f64, f64)> = Vec::new();
+    let mut t = 0.0;
+    for p in &load.phases {
+        let end = t + p.duration.as_secs_f64();
+        if p.kind == PhaseKind::Steady {
+            match spans.last_mut() {
+                Some(last) if (last.1 - t).abs() < 1e-9 => last.1 = end,
+                _ => spans.push((t, end)),
+            }
+        }
+        t = end;
+    }
+    spans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence() {
+        let all = Facts {
+            target_died: true,
+            gate_failed: true,
+            fell_behind: true,
+            inconclusive: true,
+        };
+        assert_eq!(exit_code(all), ExitCode::TargetDied);
+        let f = Facts {
+            target_died: false,
+            ..all
+        };
+        assert_eq!(exit_code(f), ExitCode::GateFailed);
+        let f = Facts {
+            gate_failed: false,
+            ..f
+        };
+        assert_eq!(exit_code(f), ExitCode::FellBehind);
+        let f = Facts {
+            fell_behind: false,
+            ..f
+        };
+        assert_eq!(exit_code(f), ExitCode::Inconclusive);
+        assert_eq!(exit_code(Facts::default()), ExitCode::Pass);
+    }
+}

@@ -1,0 +1,164 @@
+//! The service under test as one run sees it: spawned, attached, or only a URL.
+
+use std::net::ToSocketAddrs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::probe::ProbeSet;
+use crate::scenario::placeholders::default_bin_dir;
+use crate::scenario::plan::{Plan, ProbePlan, TargetPlan};
+use crate::supervise::{self, Attached, ExitInfo, SuperviseError, Supervised};
+
+/// Why the target could not be had (exit 3).
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// Starting or attaching failed.
+    #[error(transparent)]
+    Supervise(#[from] SuperviseError),
+    /// A workspace binary the scenario uses could not be built.
+    #[error("cannot build `{bin}` (needed by the scenario's {{bin:{bin}}}): {reason}")]
+    Build {
+        /// The binary.
+        bin: String,
+        /// Why.
+        reason: String,
+    },
+    /// The base URL does not accept connections.
+    #[error("the target at {url} is not reachable: {reason}")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+enum Kind {
+    Spawned(Supervised),
+    Attached(Attached),
+    UrlOnly,
+}
+
+/// The target of one run.
+pub struct Target {
+    kind: Kind,
+}
+
+impl Target {
+    /// Starts or finds the target, then checks its base URL accepts connections.
+    pub fn start(plan: &Plan, run_dir: &Path) -> Result<Self, TargetError> {
+        let kind = match &plan.target {
+            TargetPlan::Spawn(s) => {
+                for bin in &s.build_bins {
+                    ensure_built(bin)?;
+                }
+                Kind::Spawned(supervise::spawn(s, run_dir)?)
+            }
+            TargetPlan::Attach(a) => Kind::Attached(supervise::attach(a)?),
+            TargetPlan::UrlOnly => Kind::UrlOnly,
+        };
+        let target = Self { kind };
+        preflight(&plan.load.base_url)?;
+        Ok(target)
+    }
+
+    /// The watched process, if any.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.kind {
+            Kind::Spawned(s) => Some(s.pid()),
+            Kind::Attached(a) => a.pid,
+            Kind::UrlOnly => None,
+        }
+    }
+
+    /// The cgroup to read, if known.
+    pub fn cgroup(&self) -> Option<PathBuf> {
+        match &self.kind {
+            Kind::Spawned(s) => s.cgroup(),
+            Kind::Attached(a) => a.cgroup.clone(),
+            Kind::UrlOnly => None,
+        }
+    }
+
+    /// The probes `plan` asks for, bound to this target.
+    pub fn probes(&self, plan: &ProbePlan) -> ProbeSet {
+        ProbeSet::new(plan, self.pid(), self.cgroup())
+    }
+
+    /// How the target ended, if it has.
+    pub fn exit(&self) -> Option<ExitInfo> {
+        match &self.kind {
+            Kind::Spawned(s) => s.try_exit(),
+            Kind::Attached(Attached { pid: Some(p), .. }) if !supervise::alive(*p) => {
+                Some(ExitInfo {
+                    code: None,
+                    signal: None,
+                    oom_killed: false,
+                    cause: format!("process {p} is gone"),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Stops a spawned target gracefully (attached ones are left running).
+    pub fn stop(&self) {
+        if let Kind::Spawned(s) = &self.kind {
+            s.stop();
+        }
+    }
+}
+
+/// Builds a workspace binary next to leakgate's own when it is missing.
+fn ensure_built(bin: &str) -> Result<(), TargetError> {
+    let dir = default_bin_dir();
+    if dir.join(bin).exists() {
+        return Ok(());
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let release = dir.file_name().is_some_and(|n| n == "release");
+    eprintln!("leakgate: building {bin} (first run only)...");
+    let mut cmd =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(&workspace)
+        .args(["build", "--quiet", "-p", "leakgate-targets", "--bin", bin]);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().map_err(|e| TargetError::Build {
+        bin: bin.into(),
+        reason: format!("cannot run cargo: {e}"),
+    })?;
+    if !status.success() || !dir.join(bin).exists() {
+        return Err(TargetError::Build {
+            bin: bin.into(),
+            reason: format!("cargo build {status}; expected {}", dir.join(bin).display()),
+        });
+    }
+    Ok(())
+}
+
+/// A TCP connect to the base URL's host and port.
+fn preflight(url: &str) -> Result<(), TargetError> {
+    let unreachable = |reason: String| TargetError::Unreachable {
+        url: url.into(),
+        reason,
+    };
+    let uri: http::Uri = url.parse().map_err(|e| unreachable(format!("{e}")))?;
+    let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    let addr = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| unreachable(e.to_string()))?
+        .next()
+        .ok_or_else(|| unreachable("no address".into()))?;
+    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .map(|_| ())
+        .map_err(|e| unreachable(e.to_string()))
+}
