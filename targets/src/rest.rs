@@ -46,6 +46,7 @@ impl Service {
             upstream: Upstream::new(
                 up_addr,
                 args.leak == LeakMode::UnclosedBodies,
+                args.leak_bytes,
                 metrics.clone(),
             ),
             waiters: Waiters::new(

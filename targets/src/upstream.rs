@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::Response;
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -25,15 +26,23 @@ pub struct Upstream {
     client: Client<HttpConnector, Empty<Bytes>>,
     url: hyper::Uri,
     leak: bool,
+    body_len: usize,
     held: Mutex<Vec<Held>>,
     metrics: Arc<Metrics>,
 }
 
 /// Starts the upstream listener on 127.0.0.1:0, answering every request with `body_len` bytes.
+///
+/// The body goes out in two chunks, as a streaming upstream would send it: a client that
+/// never reads past the first chunk keeps the connection (and its fds) busy.
 pub async fn start(body_len: usize) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let body = Bytes::from(vec![b'u'; body_len]);
+    let half = body_len / 2;
+    let body = (
+        Bytes::from(vec![b'u'; half]),
+        Bytes::from(vec![b'u'; body_len - half]),
+    );
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -42,8 +51,11 @@ pub async fn start(body_len: usize) -> std::io::Result<SocketAddr> {
             let body = body.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |_req| {
-                    let body = body.clone();
-                    async move { Ok::<_, Infallible>(Response::new(Full::new(body))) }
+                    let frames = [body.0.clone(), body.1.clone()]
+                        .into_iter()
+                        .map(|b| Ok::<_, Infallible>(Frame::data(b)));
+                    let stream = StreamBody::new(futures_util::stream::iter(frames));
+                    async move { Ok::<_, Infallible>(Response::new(stream)) }
                 });
                 let _ = auto::Builder::new(TokioExecutor::new())
                     .http1_only()
@@ -57,7 +69,7 @@ pub async fn start(body_len: usize) -> std::io::Result<SocketAddr> {
 
 impl Upstream {
     /// A client for the upstream at `addr`; `leak` keeps every response unread.
-    pub fn new(addr: SocketAddr, leak: bool, metrics: Arc<Metrics>) -> Self {
+    pub fn new(addr: SocketAddr, leak: bool, body_len: usize, metrics: Arc<Metrics>) -> Self {
         let client = Client::builder(TokioExecutor::new()).build_http();
         Self {
             client,
@@ -65,6 +77,7 @@ impl Upstream {
                 .parse()
                 .expect("a socket address forms a valid URI"),
             leak,
+            body_len,
             held: Mutex::default(),
             metrics,
         }
@@ -84,17 +97,11 @@ impl Upstream {
         if self.leak {
             // The bug: the response is stashed "for later" and never read or dropped, so its
             // connection cannot go back to the pool and its buffers and fds stay held.
-            let len = resp
-                .headers()
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
             self.held
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push((resp, gauge));
-            Ok(len)
+            Ok(self.body_len)
         } else {
             let body = resp
                 .into_body()

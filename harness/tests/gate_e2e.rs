@@ -1,0 +1,258 @@
+//! The gate end to end: the shipped REST scenarios against the real reference target, through
+//! the real `leakgate` binary. Leaky → exit 1 naming the signal; fixed → exit 0; a target
+//! killed mid-run → exit 3. Runs one scenario at a time (each drives 2 000 req/s).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(format!("{name}.toml"))
+}
+
+fn leakgate() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_leakgate"));
+    c.env_remove("RUST_BACKTRACE");
+    c
+}
+
+fn run(name: &str, extra: &[&str]) -> (i32, String, tempfile::TempDir) {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let results = tempfile::tempdir().unwrap();
+    let out: Output = leakgate()
+        .arg("run")
+        .arg(scenario(name))
+        .args(["--no-progress", "--results-dir"])
+        .arg(results.path())
+        .args(extra)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text, results)
+}
+
+fn summary(results: &tempfile::TempDir) -> serde_json::Value {
+    let dir = std::fs::read_dir(results.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    assert!(dir.join("samples.ndjson").exists());
+    serde_json::from_str(&text).unwrap()
+}
+
+fn failed_signals(s: &serde_json::Value) -> Vec<String> {
+    s["verdict"]["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["outcome"] == "fail")
+        .filter_map(|g| g["signal"].as_str().map(String::from))
+        .collect()
+}
+
+fn leaky(name: &str, signals: &[&str]) {
+    let (code, text, results) = run(name, &[]);
+    assert_eq!(code, 1, "{name} should fail the gate:\n{text}");
+    let s = summary(&results);
+    let failed = failed_signals(&s);
+    for sig in signals {
+        assert!(
+            failed.iter().any(|f| f == sig),
+            "{name}: {sig} not among failed {failed:?}\n{text}"
+        );
+        assert!(
+            text.contains(&format!("FAIL  {sig}")),
+            "{name}: output does not name {sig}:\n{text}"
+        );
+    }
+}
+
+fn clean(name: &str) {
+    let (code, text, results) = run(name, &[]);
+    assert_eq!(code, 0, "{name} should pass:\n{text}");
+    assert_eq!(summary(&results)["verdict"]["outcome"], "pass");
+}
+
+#[test]
+fn unbounded_cache_leaks() {
+    leaky("rest-unbounded-cache", &["rss_bytes", "cache_entries"]);
+}
+
+#[test]
+fn fixed_cache_passes() {
+    clean("rest-cache-fixed");
+}
+
+#[test]
+fn bounded_cache_plateau_passes() {
+    clean("rest-bounded-cache");
+}
+
+#[test]
+fn unclosed_bodies_leak() {
+    leaky(
+        "rest-unclosed-bodies",
+        &["fd_count", "open_upstream_responses"],
+    );
+}
+
+#[test]
+fn closed_bodies_pass() {
+    clean("rest-closed-bodies");
+}
+
+#[test]
+fn leaked_tasks_leak() {
+    leaky("rest-leaked-tasks", &["tokio_alive_tasks"]);
+}
+
+#[test]
+fn bounded_tasks_pass() {
+    clean("rest-bounded-tasks");
+}
+
+/// Children of `pid` (via /proc/<pid>/task/*/children).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(c) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(c.split_whitespace().filter_map(|x| x.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_target_killed_mid_run_exits_3() {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let results = tempfile::tempdir().unwrap();
+    let mut child = leakgate()
+        .arg("run")
+        .arg(scenario("rest-unbounded-cache"))
+        .args(["--no-progress", "--results-dir"])
+        .arg(results.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the load to be under way, then kill the target as the OOM killer would.
+    let start = Instant::now();
+    let target = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no target process appeared"
+        );
+        if let Some(&t) = children(child.id()).first()
+            && start.elapsed() > Duration::from_secs(4)
+        {
+            break t;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // SAFETY: kill(2) on a pid we just read; at worst it is already gone.
+    unsafe {
+        libc::kill(target as i32, libc::SIGKILL);
+    }
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        start.elapsed() < Duration::from_secs(25),
+        "the death was not noticed at once"
+    );
+    assert!(
+        text.contains("Target died") && text.contains("signal 9"),
+        "{text}"
+    );
+    let s = summary(&results);
+    assert_eq!(s["exit_code"], 3);
+    assert!(
+        s["target_exit"]["cause"]
+            .as_str()
+            .unwrap()
+            .contains("SIGKILL")
+    );
+    assert!(
+        !s["last_samples"].as_array().unwrap().is_empty(),
+        "the last samples are kept"
+    );
+}
+
+#[test]
+fn check_validates_and_bad_files_exit_65() {
+    let out = leakgate()
+        .arg("check")
+        .arg(scenario("quickstart"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid; the resolved plan"));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[load]\nconnections = \"x\"\n").unwrap();
+    let out = leakgate().arg("check").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(65));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:2:15"), "{err}");
+    // A bad template is a scenario mistake too.
+    let text = std::fs::read_to_string(scenario("quickstart"))
+        .unwrap()
+        .replace("{{seq}}", "{{nope}}");
+    std::fs::write(&bad, text).unwrap();
+    let out = leakgate().arg("check").arg(&bad).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(65),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A usage mistake is 64.
+    let out = leakgate()
+        .args(["run", "http://127.0.0.1:1/", "--rate", "-3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn unreachable_url_exits_3() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = leakgate()
+        .args([
+            "run",
+            &format!("http://127.0.0.1:{port}/"),
+            "--duration",
+            "1s",
+            "--results-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not reachable"));
+}
