@@ -140,7 +140,7 @@ fn children(pid: u32) -> Vec<u32> {
 fn a_target_killed_mid_run_exits_3() {
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let results = tempfile::tempdir().unwrap();
-    let mut child = leakgate()
+    let child = leakgate()
         .arg("run")
         .arg(scenario("rest-unbounded-cache"))
         .args(["--no-progress", "--results-dir"])

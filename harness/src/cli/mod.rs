@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a scenario file (spawn or attach, load, probes, verdict), or drive a URL ad hoc.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Validate a scenario file and print the resolved plan (exit 65 on any mistake).
     Check(CheckArgs),
     /// Judge a recorded samples.ndjson or a two-column CSV (time,value) without running load.
@@ -90,7 +90,7 @@ pub fn main() -> i32 {
 /// Runs a parsed command line.
 pub fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Check(args) => run::check(args),
         Command::Analyze(args) => analyze::analyze(args),
     }

@@ -72,15 +72,20 @@ pub struct RunOutcome {
     pub load: Option<load::LoadReport>,
 }
 
+/// Called for every closed load window.
+pub type WindowHook = Box<dyn FnMut(&crate::record::Window) + Send>;
+/// Called for every probe sample.
+pub type SampleHook = Box<dyn FnMut(&ProbeSample) + Send>;
+
 /// Options that are not part of the plan (how this invocation behaves).
 #[derive(Default)]
 pub struct RunOptions {
     /// Cancelled by Ctrl-C: the run stops early but still judges and writes everything.
     pub cancel: CancellationToken,
     /// Called for every closed load window (live progress).
-    pub on_window: Option<Box<dyn FnMut(&crate::record::Window) + Send>>,
+    pub on_window: Option<WindowHook>,
     /// Called for every probe sample (live progress).
-    pub on_sample: Option<Box<dyn FnMut(&ProbeSample) + Send>>,
+    pub on_sample: Option<SampleHook>,
 }
 
 /// Creates `results/<UTC time>-<name>/`.
