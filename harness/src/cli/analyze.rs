@@ -31,13 +31,7 @@ pub struct AnalyzeArgs {
 
 /// Runs the verdict on the file.
 pub fn analyze(a: AnalyzeArgs) -> ExitCode {
-    let is_csv = a.file.extension().is_some_and(|e| e == "csv");
-    let data = if is_csv {
-        input::from_csv(&a.file, &a.signal)
-    } else {
-        input::from_ndjson(&a.file)
-    };
-    let data = match data {
+    let data = match input::read_auto(&a.file, &a.signal) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("leakgate: {e}");
