@@ -17,6 +17,8 @@ use crate::scenario::plan::Protocol;
 
 /// A sender on one open connection.
 pub enum Sender {
+    /// Plain-text HTTP/1.1 on the lean client (see `h1`).
+    Lean(super::h1::H1Conn),
     /// HTTP/1.1: one request at a time.
     H1(http1::SendRequest<Full<Bytes>>),
     /// HTTP/2: many concurrent streams; cloning the inner sender shares the connection.
@@ -74,6 +76,11 @@ impl Connector {
 
     /// Opens one connection and completes the HTTP handshake.
     pub async fn connect(&self) -> Result<Sender, ErrorKind> {
+        if self.protocol == Protocol::Http1 && self.tls.is_none() {
+            return super::h1::H1Conn::connect(self.addr)
+                .await
+                .map(Sender::Lean);
+        }
         let tcp = TcpStream::connect(self.addr)
             .await
             .map_err(|_| ErrorKind::Connect)?;
@@ -125,6 +132,7 @@ impl Sender {
     /// False once the connection is closed.
     pub fn is_open(&self) -> bool {
         match self {
+            Sender::Lean(c) => c.is_open(),
             Sender::H1(s) => !s.is_closed(),
             Sender::H2(s) => !s.is_closed(),
         }
@@ -137,6 +145,7 @@ impl Sender {
         abandon_after: Option<u64>,
     ) -> Exchange {
         let result = match self {
+            Sender::Lean(_) => return failed(ErrorKind::Other),
             Sender::H1(s) => {
                 if s.ready().await.is_err() {
                     return failed(ErrorKind::Reset);

@@ -2,6 +2,7 @@
 //! connections, per-window HdrHistograms (corrected and uncorrected) merged by a collector.
 
 pub mod engine;
+pub mod h1;
 pub mod http;
 pub mod request;
 pub mod schedule;
@@ -20,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::record::{LatencySummary, Window};
-use crate::scenario::plan::{LoadPlan, PhaseKind, Protocol};
+use crate::scenario::plan::{LoadPlan, PhaseKind, Protocol, Rate};
 use engine::{Part, Shared};
 use schedule::Schedule;
 use stats::Stats;
@@ -156,9 +157,20 @@ pub fn prepare(plan: &LoadPlan) -> Result<Prepared, LoadError> {
     let connector = http::Connector::new(addr, &host, https, plan.insecure, plan.protocol)
         .map_err(LoadError::Plan)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // A scheduled load needs a thread per ~20 000 req/s at most; fewer threads wake less often.
+    let peak = plan
+        .phases
+        .iter()
+        .map(|p| match p.rate {
+            Rate::Constant { rps } => rps,
+            Rate::Ramp { from, to } => from.max(to),
+            Rate::Max => f64::INFINITY,
+        })
+        .fold(0.0, f64::max);
+    let by_rate = (peak / 20_000.0).ceil().min(cores as f64) as usize;
     let workers = plan
         .threads
-        .unwrap_or(cores)
+        .unwrap_or(by_rate.max(1))
         .clamp(1, plan.connections.max(1));
     let seed = plan.seed.unwrap_or_else(rand::random);
     Ok(Prepared {

@@ -20,6 +20,10 @@ pub struct Prepared {
     headers: Vec<(HeaderName, Template)>,
     body: Option<Template>,
     static_body: Option<Bytes>,
+    /// The URI when the path has no template (built once instead of per request).
+    static_uri: Option<Uri>,
+    /// The whole HTTP/1.1 request when nothing in it is a template.
+    static_raw: Option<Vec<u8>>,
     /// What the client does with the response.
     pub behaviour: Behaviour,
 }
@@ -53,8 +57,32 @@ impl Mix {
         let mut items = Vec::new();
         let mut cumulative = Vec::new();
         let mut total = 0u32;
+        let absolute = plan.protocol != Protocol::Http1;
         for r in &plan.requests {
-            items.push(prepare(r)?);
+            let mut p = prepare(r)?;
+            if let Some(path) = p.path.as_static() {
+                let full = full_path(path, absolute, &scheme, &authority, &prefix);
+                p.static_uri = full.parse().ok();
+            }
+            let fixed = p.path.as_static().is_some()
+                && p.headers.iter().all(|(_, t)| t.as_static().is_some())
+                && p.body.as_ref().is_none_or(|b| b.as_static().is_some());
+            if fixed {
+                // Nothing varies: the bytes on the wire are built once.
+                let mut raw = Vec::new();
+                let mut rng = rand::SeedableRng::seed_from_u64(0);
+                write_raw(
+                    &p,
+                    0,
+                    &mut rng,
+                    &mut String::new(),
+                    &prefix,
+                    &authority,
+                    &mut raw,
+                );
+                p.static_raw = Some(raw);
+            }
+            items.push(p);
             total = total.saturating_add(r.weight.max(1));
             cumulative.push(total);
         }
@@ -70,7 +98,7 @@ impl Mix {
             scheme,
             authority,
             prefix,
-            absolute: plan.protocol != Protocol::Http1,
+            absolute,
         })
     }
 
@@ -86,6 +114,23 @@ impl Mix {
     /// The compiled request kind `i`.
     pub fn get(&self, i: usize) -> &Prepared {
         &self.items[i]
+    }
+
+    /// The raw HTTP/1.1 bytes of request `i` for arrival `seq` (prebuilt when fully static).
+    pub fn raw<'a>(
+        &'a self,
+        i: usize,
+        seq: u64,
+        rng: &mut SmallRng,
+        buf: &mut String,
+        out: &'a mut Vec<u8>,
+    ) -> &'a [u8] {
+        let p = &self.items[i];
+        if let Some(r) = &p.static_raw {
+            return r;
+        }
+        write_raw(p, seq, rng, buf, &self.prefix, &self.authority, out);
+        out
     }
 
     /// Builds request `i` for arrival `seq`; `buf` is scratch space reused across calls.
@@ -136,6 +181,54 @@ impl Mix {
     }
 }
 
+/// Serialises one HTTP/1.1 request (origin-form target, Host, Content-Length) into `out`.
+fn write_raw(
+    p: &Prepared,
+    seq: u64,
+    rng: &mut SmallRng,
+    buf: &mut String,
+    prefix: &str,
+    authority: &str,
+    out: &mut Vec<u8>,
+) {
+    use std::io::Write;
+    out.clear();
+    p.path.fill(seq, rng, buf);
+    let _ = write!(
+        out,
+        "{} {prefix}{buf} HTTP/1.1\r\nHost: {authority}\r\n",
+        p.method
+    );
+    for (name, t) in &p.headers {
+        t.fill(seq, rng, buf);
+        let _ = write!(out, "{name}: {buf}\r\n");
+    }
+    let body: &[u8] = match (&p.static_body, &p.body) {
+        (Some(b), _) => b,
+        (None, Some(t)) => {
+            t.fill(seq, rng, buf);
+            buf.as_bytes()
+        }
+        (None, None) => b"",
+    };
+    if !body.is_empty() || !matches!(p.method, Method::GET | Method::HEAD) {
+        let _ = write!(out, "content-length: {}\r\n", body.len());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// The request target: origin-form for HTTP/1.1, absolute for HTTP/2 (its pseudo-headers).
+fn full_path(path: &str, absolute: bool, scheme: &str, authority: &str, prefix: &str) -> String {
+    if path.starts_with("http://") || path.starts_with("https://") {
+        path.to_string()
+    } else if absolute {
+        format!("{scheme}://{authority}{prefix}{path}")
+    } else {
+        format!("{prefix}{path}")
+    }
+}
+
 fn prepare(r: &RequestSpec) -> Result<Prepared, LoadError> {
     let t = |text: &str| {
         Template::compile(text).map_err(|e| LoadError::Plan(format!("request \"{}\": {e}", r.name)))
@@ -164,6 +257,8 @@ fn prepare(r: &RequestSpec) -> Result<Prepared, LoadError> {
         headers,
         body,
         static_body,
+        static_uri: None,
+        static_raw: None,
         behaviour: r.behaviour.clone(),
     })
 }
