@@ -1,0 +1,175 @@
+//! grpc-target: each leak moves its own signal and the fixed mode does not; health and
+//! reflection answer. Real binary, real tonic client, bounded call counts.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use leakgate_targets::grpc::pb::target_client::TargetClient;
+use leakgate_targets::grpc::pb::{GetRequest, ProxyRequest, WatchRequest};
+
+struct Target {
+    child: Child,
+    grpc: String,
+    admin: String,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(args: &[&str]) -> Target {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_grpc-target"))
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut addr = |name: &str| {
+        let l = lines.next().unwrap().unwrap();
+        l.strip_prefix(&format!("listening {name}="))
+            .unwrap_or_else(|| panic!("{l:?}"))
+            .to_string()
+    };
+    let grpc = addr("grpc");
+    let admin = addr("admin");
+    Target { child, grpc, admin }
+}
+
+fn metric(t: &Target, name: &str) -> f64 {
+    let mut s = TcpStream::connect(&t.admin).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+async fn client(t: &Target) -> TargetClient<tonic::transport::Channel> {
+    TargetClient::connect(format!("http://{}", t.grpc))
+        .await
+        .unwrap()
+}
+
+const N: usize = 300;
+
+#[tokio::test]
+async fn unbounded_cache_grows_lru_does_not() {
+    let leaky = start(&["--leak", "unbounded-cache"]);
+    let fixed = start(&["--cache-capacity", "50"]);
+    let (mut a, mut b) = (client(&leaky).await, client(&fixed).await);
+    for i in 0..N {
+        a.get(GetRequest { key: i.to_string() }).await.unwrap();
+        b.get(GetRequest { key: i.to_string() }).await.unwrap();
+    }
+    assert_eq!(metric(&leaky, "cache_entries"), N as f64);
+    assert_eq!(metric(&fixed, "cache_entries"), 50.0);
+}
+
+#[tokio::test]
+async fn proxy_leaks_upstream_responses() {
+    let leaky = start(&["--leak", "unclosed-bodies"]);
+    let fixed = start(&[]);
+    let (mut a, mut b) = (client(&leaky).await, client(&fixed).await);
+    for _ in 0..N {
+        a.proxy(ProxyRequest {}).await.unwrap();
+        b.proxy(ProxyRequest {}).await.unwrap();
+    }
+    assert_eq!(metric(&leaky, "open_upstream_responses"), N as f64);
+    assert!(metric(&leaky, "open_fds") >= 2.0 * N as f64);
+    assert_eq!(metric(&fixed, "open_upstream_responses"), 0.0);
+    assert!(metric(&fixed, "open_fds") < 100.0);
+}
+
+#[tokio::test]
+async fn abandoned_watch_streams_leak_their_producers() {
+    let leaky = start(&["--leak", "leaked-tasks"]);
+    let fixed = start(&["--task-timeout", "30s"]);
+    for t in [&leaky, &fixed] {
+        let mut c = client(t).await;
+        for i in 0..N {
+            let mut stream = c
+                .watch(WatchRequest { key: i.to_string() })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(stream.message().await.unwrap().is_some());
+            // The client goes away after the first event.
+            drop(stream);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(metric(&leaky, "open_streams"), N as f64);
+    // Fixed: producers notice the closed stream (long before their 30 s timeout).
+    assert_eq!(metric(&fixed, "open_streams"), 0.0);
+}
+
+#[tokio::test]
+async fn health_reflection_and_protoset() {
+    let t = start(&[]);
+    let ch = tonic::transport::Channel::from_shared(format!("http://{}", t.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+    let r = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "leakgate.target.v1.Target".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.into_inner().status, 1, "SERVING");
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let mut refl = ServerReflectionClient::new(ch);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut resp = refl
+        .server_reflection_info(tokio_stream::iter([req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        resp.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("not a list")
+    };
+    assert!(
+        list.service
+            .iter()
+            .any(|s| s.name == "leakgate.target.v1.Target"),
+        "{list:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("target.protoset");
+    let out = Command::new(env!("CARGO_BIN_EXE_grpc-target"))
+        .arg("--write-protoset")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(std::fs::metadata(&path).unwrap().len() > 100);
+    let help = Command::new(env!("CARGO_BIN_EXE_grpc-target"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("leaked-tasks"));
+}
