@@ -1,4 +1,4 @@
-//! The gate end to end: the shipped REST scenarios against the real reference target, through
+//! The gate end to end: the shipped REST and gRPC scenarios against the real reference target, through
 //! the real `leakgate` binary. Leaky → exit 1 naming the signal; fixed → exit 0; a target
 //! killed mid-run → exit 3. Runs one scenario at a time (each drives 2 000 req/s).
 
@@ -121,6 +121,42 @@ fn leaked_tasks_leak() {
 #[test]
 fn bounded_tasks_pass() {
     clean("rest-bounded-tasks");
+}
+
+#[test]
+fn grpc_unbounded_cache_leaks() {
+    leaky("grpc-unbounded-cache", &["rss_bytes", "cache_entries"]);
+}
+
+#[test]
+fn grpc_fixed_cache_passes() {
+    clean("grpc-cache-fixed");
+}
+
+#[test]
+fn grpc_unclosed_bodies_leak() {
+    leaky(
+        "grpc-unclosed-bodies",
+        &["fd_count", "open_upstream_responses"],
+    );
+}
+
+#[test]
+fn grpc_closed_bodies_pass() {
+    clean("grpc-closed-bodies");
+}
+
+#[test]
+fn grpc_leaked_streams_leak() {
+    leaky(
+        "grpc-leaked-streams",
+        &["open_streams", "tokio_alive_tasks"],
+    );
+}
+
+#[test]
+fn grpc_bounded_streams_pass() {
+    clean("grpc-bounded-streams");
 }
 
 /// Children of `pid` (via /proc/<pid>/task/*/children).

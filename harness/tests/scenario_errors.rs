@@ -264,5 +264,5 @@ fn shipped_scenarios_parse() {
             n += 1;
         }
     }
-    assert!(n >= 7, "only {n} scenarios found in {}", dir.display());
+    assert!(n >= 13, "only {n} scenarios found in {}", dir.display());
 }

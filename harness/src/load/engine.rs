@@ -365,7 +365,12 @@ impl Slot {
                     Ok(r) => r,
                     Err(_) => return (Outcome::Error(ErrorKind::Other), 0),
                 };
-                tokio::time::timeout(cut, other.exchange(req, behaviour.abandon_after)).await
+                if shared.plan.protocol == Protocol::Grpc {
+                    tokio::time::timeout(cut, other.exchange_grpc(req, behaviour.abandon_after))
+                        .await
+                } else {
+                    tokio::time::timeout(cut, other.exchange(req, behaviour.abandon_after)).await
+                }
             }
         };
         let (outcome, bytes, reusable) = match result {

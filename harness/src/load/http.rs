@@ -198,6 +198,76 @@ impl Sender {
     }
 }
 
+impl Sender {
+    /// Sends a gRPC call and reads its response stream, counting messages; stops after
+    /// `abandon_after` messages if set. The outcome is the `grpc-status` code.
+    pub async fn exchange_grpc(
+        &mut self,
+        req: http::Request<Full<Bytes>>,
+        abandon_after: Option<u64>,
+    ) -> Exchange {
+        let Sender::H2(s) = self else {
+            return failed(ErrorKind::Protocol);
+        };
+        if s.ready().await.is_err() {
+            return failed(ErrorKind::Reset);
+        }
+        let resp = match s.send_request(req).await {
+            Ok(r) => r,
+            Err(e) => return failed(classify(&e)),
+        };
+        let status_of = |h: &http::HeaderMap| {
+            h.get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i32>().ok())
+        };
+        if resp.status() != http::StatusCode::OK {
+            return Exchange {
+                outcome: Outcome::Http(resp.status().as_u16()),
+                bytes: 0,
+                reusable: true,
+            };
+        }
+        // A trailers-only answer carries the status in the headers.
+        let mut code = status_of(resp.headers());
+        let mut body = resp.into_body();
+        let mut counter = super::grpc::FrameCounter::default();
+        let mut bytes = 0u64;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => {
+                    if let Some(d) = f.data_ref() {
+                        bytes += d.len() as u64;
+                        counter.feed(d);
+                        if abandon_after.is_some_and(|n| counter.messages >= n) {
+                            // Dropping the body resets the stream: the client went away.
+                            return Exchange {
+                                outcome: Outcome::Grpc(0),
+                                bytes,
+                                reusable: true,
+                            };
+                        }
+                    } else if let Some(t) = f.trailers_ref() {
+                        code = status_of(t).or(code);
+                    }
+                }
+                Err(e) => {
+                    return Exchange {
+                        outcome: Outcome::Error(classify(&e)),
+                        bytes,
+                        reusable: true,
+                    };
+                }
+            }
+        }
+        Exchange {
+            outcome: code.map_or(Outcome::Error(ErrorKind::Protocol), Outcome::Grpc),
+            bytes,
+            reusable: true,
+        }
+    }
+}
+
 fn failed(kind: ErrorKind) -> Exchange {
     Exchange {
         outcome: Outcome::Error(kind),

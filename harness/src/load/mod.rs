@@ -2,8 +2,10 @@
 //! connections, per-window HdrHistograms (corrected and uncorrected) merged by a collector.
 
 pub mod engine;
+pub mod grpc;
 pub mod h1;
 pub mod http;
+pub mod reflection;
 pub mod request;
 pub mod schedule;
 pub mod stats;
@@ -126,7 +128,11 @@ pub struct Prepared {
 
 /// Compiles templates and resolves the target address (fails fast on plan mistakes).
 pub fn prepare(plan: &LoadPlan) -> Result<Prepared, LoadError> {
-    let mix = request::Mix::new(plan)?;
+    let pool = match plan.protocol {
+        Protocol::Grpc => Some(grpc::pool(plan)?),
+        _ => None,
+    };
+    let mix = request::Mix::new(plan, pool.as_ref())?;
     let uri: ::http::Uri = plan
         .base_url
         .parse()
@@ -149,11 +155,6 @@ pub fn prepare(plan: &LoadPlan) -> Result<Prepared, LoadError> {
             host: format!("{host}:{port}"),
             reason: "no address".into(),
         })?;
-    if plan.protocol == Protocol::Grpc {
-        return Err(LoadError::Plan(
-            "protocol = \"grpc\" is not supported by this build's load engine yet".into(),
-        ));
-    }
     let connector = http::Connector::new(addr, &host, https, plan.insecure, plan.protocol)
         .map_err(LoadError::Plan)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

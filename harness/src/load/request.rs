@@ -24,6 +24,10 @@ pub struct Prepared {
     static_uri: Option<Uri>,
     /// The whole HTTP/1.1 request when nothing in it is a template.
     static_raw: Option<Vec<u8>>,
+    /// The gRPC method (protocol = grpc).
+    grpc: Option<super::grpc::Method>,
+    /// The encoded gRPC frame when the JSON body has no template.
+    static_frame: Option<Bytes>,
     /// What the client does with the response.
     pub behaviour: Behaviour,
 }
@@ -39,11 +43,15 @@ pub struct Mix {
     host: HeaderValue,
     prefix: String,
     absolute: bool,
+    grpc_timeout: HeaderValue,
 }
 
 impl Mix {
-    /// Compiles the plan's requests against its base URL.
-    pub fn new(plan: &LoadPlan) -> Result<Self, LoadError> {
+    /// Compiles the plan's requests against its base URL (gRPC methods from `pool`).
+    pub fn new(
+        plan: &LoadPlan,
+        pool: Option<&prost_reflect::DescriptorPool>,
+    ) -> Result<Self, LoadError> {
         let base: Uri = plan
             .base_url
             .parse()
@@ -60,7 +68,27 @@ impl Mix {
         let absolute = plan.protocol != Protocol::Http1;
         for r in &plan.requests {
             let mut p = prepare(r)?;
-            if let Some(path) = p.path.as_static() {
+            if let Some(pool) = pool {
+                let m = super::grpc::method(pool, &r.path)?;
+                // Encode once now: a body that does not fit the message fails before the run.
+                let mut buf = String::new();
+                let mut rng = rand::SeedableRng::seed_from_u64(0);
+                let json = match &p.body {
+                    Some(t) => {
+                        t.fill(0, &mut rng, &mut buf);
+                        buf.clone()
+                    }
+                    None => String::new(),
+                };
+                let frame = super::grpc::frame(&m.input, &json)
+                    .map_err(|e| LoadError::Plan(format!("request \"{}\": {e}", r.name)))?;
+                if p.body.as_ref().is_none_or(|b| b.as_static().is_some()) {
+                    p.static_frame = Some(frame);
+                }
+                p.static_uri = format!("{scheme}://{authority}{}", m.path).parse().ok();
+                p.method = Method::POST;
+                p.grpc = Some(m);
+            } else if let Some(path) = p.path.as_static() {
                 let full = full_path(path, absolute, &scheme, &authority, &prefix);
                 p.static_uri = full.parse().ok();
             }
@@ -99,6 +127,11 @@ impl Mix {
             authority,
             prefix,
             absolute,
+            grpc_timeout: HeaderValue::from_str(&format!(
+                "{}m",
+                plan.timeout.as_millis().clamp(1, 99_999_999)
+            ))
+            .unwrap_or(HeaderValue::from_static("10000m")),
         })
     }
 
@@ -109,6 +142,11 @@ impl Mix {
         }
         let x = rng.random_range(0..self.total);
         self.cumulative.partition_point(|&c| c <= x)
+    }
+
+    /// True when the mix sends gRPC calls.
+    pub fn is_grpc(&self) -> bool {
+        self.items.iter().any(|p| p.grpc.is_some())
     }
 
     /// The compiled request kind `i`.
@@ -142,27 +180,37 @@ impl Mix {
         buf: &mut String,
     ) -> Result<http::Request<Full<Bytes>>, String> {
         let p = &self.items[i];
-        p.path.fill(seq, rng, buf);
-        let path = if buf.starts_with("http://") || buf.starts_with("https://") {
-            buf.clone()
-        } else if self.absolute {
-            format!("{}://{}{}{}", self.scheme, self.authority, self.prefix, buf)
-        } else {
-            format!("{}{}", self.prefix, buf)
+        let uri = match &p.static_uri {
+            Some(u) => u.clone(),
+            None => {
+                p.path.fill(seq, rng, buf);
+                let path = full_path(
+                    buf,
+                    self.absolute,
+                    &self.scheme,
+                    &self.authority,
+                    &self.prefix,
+                );
+                path.parse().map_err(|e| {
+                    format!(
+                        "request \"{}\": path \"{path}\" is not a valid URI: {e}",
+                        p.name
+                    )
+                })?
+            }
         };
-        let uri: Uri = path.parse().map_err(|e| {
-            format!(
-                "request \"{}\": path \"{path}\" is not a valid URI: {e}",
-                p.name
-            )
-        })?;
-        let body = match (&p.static_body, &p.body) {
-            (Some(b), _) => b.clone(),
-            (None, Some(t)) => {
+        let body = match (&p.grpc, &p.static_frame, &p.static_body, &p.body) {
+            (Some(_), Some(f), _, _) => f.clone(),
+            (Some(m), None, _, Some(t)) => {
+                t.fill(seq, rng, buf);
+                super::grpc::frame(&m.input, buf)?
+            }
+            (_, _, Some(b), _) => b.clone(),
+            (_, _, None, Some(t)) => {
                 t.fill(seq, rng, buf);
                 Bytes::from(buf.clone())
             }
-            (None, None) => Bytes::new(),
+            _ => Bytes::new(),
         };
         let mut req = http::Request::new(Full::new(body));
         *req.method_mut() = p.method.clone();
@@ -170,6 +218,14 @@ impl Mix {
         let h = req.headers_mut();
         if !self.absolute {
             h.insert(http::header::HOST, self.host.clone());
+        }
+        if p.grpc.is_some() {
+            h.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/grpc"),
+            );
+            h.insert(http::header::TE, HeaderValue::from_static("trailers"));
+            h.insert("grpc-timeout", self.grpc_timeout.clone());
         }
         for (name, t) in &p.headers {
             t.fill(seq, rng, buf);
@@ -259,6 +315,8 @@ fn prepare(r: &RequestSpec) -> Result<Prepared, LoadError> {
         static_body,
         static_uri: None,
         static_raw: None,
+        grpc: None,
+        static_frame: None,
         behaviour: r.behaviour.clone(),
     })
 }

@@ -126,8 +126,6 @@ pub fn execute(plan: &Plan, mut opts: RunOptions) -> Result<RunOutcome, RunError
     let started_at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
-    // Prepare the load before starting anything, so a bad template fails fast (exit 65).
-    let prepared = load::prepare(&plan.load)?;
     let run_dir = create_run_dir(plan)?;
     let results_err = |path: PathBuf| move |source| RunError::Results { path, source };
     let samples_path = run_dir.join("samples.ndjson");
@@ -153,6 +151,9 @@ pub fn execute(plan: &Plan, mut opts: RunOptions) -> Result<RunOutcome, RunError
             return Err(e.into());
         }
     };
+    // Prepared once the target is up (gRPC reflection asks it); a plan mistake stops the
+    // target (dropped) and exits 65 before any load is sent.
+    let prepared = load::prepare(&plan.load)?;
     let t0 = Instant::now();
     let completed = Arc::new(AtomicU64::new(0));
     let samples: Arc<Mutex<Vec<ProbeSample>>> = Arc::default();

@@ -110,7 +110,7 @@ impl Target {
 }
 
 /// Builds a workspace binary next to leakgate's own when it is missing.
-fn ensure_built(bin: &str) -> Result<(), TargetError> {
+pub fn ensure_built(bin: &str) -> Result<(), TargetError> {
     let dir = default_bin_dir();
     if dir.join(bin).exists() {
         return Ok(());

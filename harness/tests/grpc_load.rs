@@ -1,0 +1,229 @@
+//! gRPC through the engine against the real grpc-target: methods from .proto, protoset and
+//! reflection; unary and server-streaming calls; abandoned streams seen server-side.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use leakgate::scenario::placeholders::default_bin_dir;
+use leakgate::scenario::plan::{GrpcPlan, Protocol, Rate};
+
+struct Target {
+    child: Child,
+    grpc: String,
+    admin: String,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bin() -> PathBuf {
+    leakgate::run::target::ensure_built("grpc-target").expect("grpc-target builds");
+    default_bin_dir().join("grpc-target")
+}
+
+fn start(args: &[&str]) -> Target {
+    let mut child = Command::new(bin())
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut addr = |name: &str| {
+        let l = lines.next().unwrap().unwrap();
+        l.strip_prefix(&format!("listening {name}="))
+            .unwrap()
+            .to_string()
+    };
+    let grpc = addr("grpc");
+    let admin = addr("admin");
+    Target { child, grpc, admin }
+}
+
+fn metric(t: &Target, name: &str) -> f64 {
+    let mut s = TcpStream::connect(&t.admin).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn proto_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets/proto")
+}
+
+fn grpc_plan(
+    t: &Target,
+    method: &str,
+    body: &str,
+    g: Option<GrpcPlan>,
+) -> leakgate::scenario::plan::LoadPlan {
+    let mut p = common::plan(
+        &format!("http://{}", t.grpc),
+        method,
+        Rate::Constant { rps: 200.0 },
+        1.0,
+        2,
+    );
+    p.protocol = Protocol::Grpc;
+    p.streams_per_connection = 4;
+    p.requests[0].body = Some(body.into());
+    p.grpc = g;
+    p
+}
+
+fn protos() -> Option<GrpcPlan> {
+    Some(GrpcPlan {
+        protos: vec![proto_dir().join("leakgate/target/v1/target.proto")],
+        import_paths: vec![proto_dir()],
+        protoset: None,
+        reflection: false,
+        streaming: false,
+    })
+}
+
+#[test]
+fn unary_via_proto_protoset_and_reflection() {
+    let t = start(&["--leak", "unbounded-cache"]);
+    let (r, _) = common::run(&grpc_plan(
+        &t,
+        "leakgate.target.v1.Target/Get",
+        r#"{"key": "p{{seq}}"}"#,
+        protos(),
+    ));
+    assert_eq!(r.status.get("OK"), Some(&200), "{r:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("t.protoset");
+    assert!(
+        Command::new(bin())
+            .arg("--write-protoset")
+            .arg(&set)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let g = GrpcPlan {
+        protos: vec![],
+        import_paths: vec![],
+        protoset: Some(set),
+        reflection: false,
+        streaming: false,
+    };
+    let (r, _) = common::run(&grpc_plan(
+        &t,
+        "/leakgate.target.v1.Target/Get",
+        r#"{"key": "s{{seq}}"}"#,
+        Some(g),
+    ));
+    assert_eq!(r.status.get("OK"), Some(&200), "{r:?}");
+    let (r, _) = common::run(&grpc_plan(
+        &t,
+        "leakgate.target.v1.Target/Get",
+        r#"{"key": "r{{seq}}"}"#,
+        None,
+    ));
+    assert_eq!(r.status.get("OK"), Some(&200), "{r:?}");
+    // Three distinct key families reached the server's cache.
+    assert_eq!(metric(&t, "cache_entries"), 600.0);
+}
+
+#[test]
+fn abandoned_streams_are_seen_server_side() {
+    let t = start(&["--leak", "leaked-tasks"]);
+    let mut p = grpc_plan(
+        &t,
+        "leakgate.target.v1.Target/Watch",
+        r#"{"key": "w{{seq}}"}"#,
+        protos(),
+    );
+    p.requests[0].behaviour.abandon_after = Some(1);
+    let (r, _) = common::run(&p);
+    assert_eq!(r.status.get("OK"), Some(&200), "{r:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(metric(&t, "open_streams"), 200.0);
+    let fixed = start(&["--task-timeout", "60s"]);
+    let mut p = grpc_plan(
+        &fixed,
+        "leakgate.target.v1.Target/Watch",
+        r#"{"key": "w{{seq}}"}"#,
+        protos(),
+    );
+    p.requests[0].behaviour.abandon_after = Some(1);
+    let (r, _) = common::run(&p);
+    assert_eq!(r.status.get("OK"), Some(&200), "{r:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    // The fixed producer noticed every reset stream long before its timeout.
+    assert_eq!(metric(&fixed, "open_streams"), 0.0);
+}
+
+#[test]
+fn bad_method_and_bad_json_are_plan_errors() {
+    let t = start(&[]);
+    let e = leakgate::load::prepare(&grpc_plan(
+        &t,
+        "leakgate.target.v1.Target/Nope",
+        "{}",
+        protos(),
+    ))
+    .err()
+    .unwrap();
+    assert!(
+        e.is_plan_error() && e.to_string().contains("has no method \"Nope\""),
+        "{e}"
+    );
+    let e = leakgate::load::prepare(&grpc_plan(&t, "x.Y/Get", "{}", protos()))
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string().contains("unknown gRPC service \"x.Y\""),
+        "{e}"
+    );
+    let e = leakgate::load::prepare(&grpc_plan(
+        &t,
+        "leakgate.target.v1.Target/Get",
+        r#"{"kee": 1}"#,
+        protos(),
+    ))
+    .err()
+    .unwrap();
+    assert!(
+        e.to_string()
+            .contains("does not fit leakgate.target.v1.GetRequest"),
+        "{e}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.proto");
+    std::fs::write(&bad, "syntax = \"proto3\";\nmessage X { strin x = 1; }\n").unwrap();
+    let g = GrpcPlan {
+        protos: vec![bad],
+        import_paths: vec![],
+        protoset: None,
+        reflection: false,
+        streaming: false,
+    };
+    let e = leakgate::load::prepare(&grpc_plan(&t, "a.B/C", "{}", Some(g)))
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string().contains("does not compile") && e.to_string().contains("bad.proto"),
+        "{e}"
+    );
+}
