@@ -62,7 +62,7 @@ fn failed_signals(s: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-fn leaky(name: &str, signals: &[&str]) {
+fn leaky(name: &str, signals: &[&str]) -> tempfile::TempDir {
     let (code, text, results) = run(name, &[]);
     assert_eq!(code, 1, "{name} should fail the gate:\n{text}");
     let s = summary(&results);
@@ -77,6 +77,7 @@ fn leaky(name: &str, signals: &[&str]) {
             "{name}: output does not name {sig}:\n{text}"
         );
     }
+    results
 }
 
 fn clean(name: &str) {
@@ -87,7 +88,23 @@ fn clean(name: &str) {
 
 #[test]
 fn unbounded_cache_leaks() {
-    leaky("rest-unbounded-cache", &["rss_bytes", "cache_entries"]);
+    let results = leaky("rest-unbounded-cache", &["rss_bytes", "cache_entries"]);
+    // `analyze` reaches the same verdict from the recorded samples alone.
+    let dir = std::fs::read_dir(results.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let out = leakgate()
+        .arg("analyze")
+        .arg(dir.join("samples.ndjson"))
+        .args(["--signal", "rss_bytes", "--max-slope", "256 B/request"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("rss_bytes"), "{text}");
 }
 
 #[test]

@@ -60,6 +60,11 @@ impl GrpcService {
         })
     }
 
+    /// The service's counters.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
     /// State for the admin listener.
     pub fn admin_state(&self) -> Arc<AdminState> {
         Arc::new(AdminState {

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod cache;
 pub mod common;
+pub mod conn;
 pub mod grpc;
 pub mod metrics;
 pub mod rest;

@@ -77,6 +77,8 @@ async fn unbounded_cache_grows_lru_does_not() {
     }
     assert_eq!(metric(&leaky, "cache_entries"), N as f64);
     assert_eq!(metric(&fixed, "cache_entries"), 50.0);
+    // One client connection each, counted while it is open.
+    assert_eq!(metric(&leaky, "open_connections"), 1.0);
 }
 
 #[tokio::test]

@@ -164,6 +164,7 @@ pub fn execute(plan: &Plan, mut opts: RunOptions) -> Result<RunOutcome, RunError
     if let Some(b) = &baseline {
         writer.write(&Record::Probe(b.clone()));
     }
+    capture_heap(plan, &run_dir, "heap-start.pb.gz", t0, &writer);
 
     // The sampler runs on its own thread; the load path never waits for it.
     let sampler = {
@@ -211,6 +212,9 @@ pub fn execute(plan: &Plan, mut opts: RunOptions) -> Result<RunOutcome, RunError
     let died = watch.finish();
 
     let mut probes = sampler.stop();
+    if died.is_none() {
+        capture_heap(plan, &run_dir, "heap-end.pb.gz", t0, &writer);
+    }
     // Drain check: load stopped; wait, force a GC where offered, sample again.
     let mut drained = None;
     if died.is_none() && !opts.cancel.is_cancelled() && probes.is_some() {
@@ -291,6 +295,32 @@ pub fn execute(plan: &Plan, mut opts: RunOptions) -> Result<RunOutcome, RunError
         verdict,
         load: load_report,
     })
+}
+
+/// Saves a heap profile (pprof, as Go and jemalloc_pprof serve it) into the run folder, so
+/// `go tool pprof -diff_base heap-start.pb.gz heap-end.pb.gz` shows what grew.
+fn capture_heap(
+    plan: &Plan,
+    run_dir: &std::path::Path,
+    name: &str,
+    t0: Instant,
+    writer: &NdjsonWriter,
+) {
+    let Some(url) = &plan.probes.heap_profile_url else {
+        return;
+    };
+    let detail = match probe::http_get(url, Duration::from_secs(30)) {
+        Ok(body) => match std::fs::write(run_dir.join(name), &body) {
+            Ok(()) => format!("{name}: {} bytes from {url}", body.len()),
+            Err(e) => format!("{name}: cannot write: {e}"),
+        },
+        Err(e) => format!("{name}: {e}"),
+    };
+    writer.write(&Record::Event(Event {
+        t: sampler::signed_secs(t0),
+        kind: "heap_profile".into(),
+        detail,
+    }));
 }
 
 fn base_summary(plan: &Plan, started_at: &str, pid: Option<u32>, exit: ExitCode) -> Summary {

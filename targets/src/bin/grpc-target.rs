@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use leakgate_targets::admin;
 use leakgate_targets::common::{self, LeakArgs, MODES_HELP};
+use leakgate_targets::conn::Counted;
 use leakgate_targets::grpc::{self, GrpcService, pb};
 
 #[global_allocator]
@@ -73,16 +74,19 @@ fn main() -> anyhow::Result<()> {
             .build_v1alpha()
             .context("reflection")?;
         common::announce("grpc", listener.local_addr()?);
+        let metrics = svc.metrics();
+        // Each accepted socket holds the open_connections gauge while it lives.
+        let incoming = tokio_stream::StreamExt::map(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            move |r| r.map(|s| Counted::new(s, metrics.clone())),
+        );
         common::announce("admin", admin_addr);
         tonic::transport::Server::builder()
             .add_service(health_svc)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(pb::target_server::TargetServer::new(svc))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                common::shutdown_signal(),
-            )
+            .serve_with_incoming_shutdown(incoming, common::shutdown_signal())
             .await
             .context("gRPC server")?;
         Ok(())
