@@ -1,65 +1,21 @@
 //! grpc-target: each leak moves its own signal and the fixed mode does not; health and
 //! reflection answer. Real binary, real tonic client, bounded call counts.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::Duration;
 
+use common::{Target, metric};
 use leakgate_targets::grpc::pb::target_client::TargetClient;
 use leakgate_targets::grpc::pb::{GetRequest, ProxyRequest, WatchRequest};
 
-struct Target {
-    child: Child,
-    grpc: String,
-    admin: String,
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(args: &[&str]) -> Target {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_grpc-target"))
-        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut addr = |name: &str| {
-        let l = lines.next().unwrap().unwrap();
-        l.strip_prefix(&format!("listening {name}="))
-            .unwrap_or_else(|| panic!("{l:?}"))
-            .to_string()
-    };
-    let grpc = addr("grpc");
-    let admin = addr("admin");
-    Target { child, grpc, admin }
-}
-
-fn metric(t: &Target, name: &str) -> f64 {
-    let mut s = TcpStream::connect(&t.admin).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name}"))
-        .trim()
-        .parse()
-        .unwrap()
+    common::start(env!("CARGO_BIN_EXE_grpc-target"), "grpc", args)
 }
 
 async fn client(t: &Target) -> TargetClient<tonic::transport::Channel> {
-    TargetClient::connect(format!("http://{}", t.grpc))
+    TargetClient::connect(format!("http://{}", t.addr))
         .await
         .unwrap()
 }
@@ -122,7 +78,7 @@ async fn abandoned_watch_streams_leak_their_producers() {
 #[tokio::test]
 async fn health_reflection_and_protoset() {
     let t = start(&[]);
-    let ch = tonic::transport::Channel::from_shared(format!("http://{}", t.grpc))
+    let ch = tonic::transport::Channel::from_shared(format!("http://{}", t.addr))
         .unwrap()
         .connect()
         .await
