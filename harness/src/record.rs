@@ -55,10 +55,20 @@ pub struct Window {
     pub corrected: LatencySummary,
     /// Latency from the actual send time.
     pub uncorrected: LatencySummary,
+    /// gRPC: latency to the first response message (corrected); empty for HTTP.
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub first_message: LatencySummary,
+    /// gRPC: response messages received per call in this window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages_per_stream: Option<f64>,
     /// Lossless HdrHistogram V2 (base64) of corrected latency in microseconds.
     pub corrected_hist: String,
     /// Lossless HdrHistogram V2 (base64) of uncorrected latency in microseconds.
     pub uncorrected_hist: String,
+}
+
+fn is_empty(l: &LatencySummary) -> bool {
+    l.count == 0
 }
 
 /// Percentiles of one latency histogram, in milliseconds.

@@ -157,6 +157,11 @@ fn abandoned_streams_are_seen_server_side() {
     p.requests[0].behaviour.abandon_after = Some(1);
     let (r, _) = common::run(&p);
     assert_eq!(r.status.get("OK"), Some(&200), "{r:?}");
+    assert_eq!(
+        r.messages_per_stream,
+        Some(1.0),
+        "abandoned after the first message"
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(metric(&t, "open_streams"), 200.0);
     let fixed = start(&["--task-timeout", "60s"]);
@@ -226,4 +231,23 @@ fn bad_method_and_bad_json_are_plan_errors() {
         e.to_string().contains("does not compile") && e.to_string().contains("bad.proto"),
         "{e}"
     );
+}
+
+#[test]
+fn whole_streams_are_read_to_their_end() {
+    // Fixed Watch: one event at once, then the stream ends after --task-timeout.
+    let t = start(&["--task-timeout", "150ms"]);
+    let mut p = grpc_plan(
+        &t,
+        "leakgate.target.v1.Target/Watch",
+        r#"{"key": "k"}"#,
+        protos(),
+    );
+    p.phases[0].rate = Rate::Constant { rps: 50.0 };
+    let (r, _) = common::run(&p);
+    assert_eq!(r.status.get("OK"), Some(&50), "{r:?}");
+    assert_eq!(r.messages_per_stream, Some(1.0));
+    // End of stream waits for the timeout; the first message does not.
+    assert!(r.corrected.p50 >= 150.0, "{r:?}");
+    assert!(r.first_message.p50 < 100.0, "{r:?}");
 }

@@ -160,7 +160,13 @@ pub fn load_report(r: &LoadReport) -> String {
         format::bytes(r.bytes as f64),
         lat(&r.corrected),
         lat(&r.uncorrected),
-    )
+    ) + &match r.messages_per_stream {
+        Some(m) => format!(
+            "\n             first message {}\n  messages   {m:.2} per call",
+            lat(&r.first_message)
+        ),
+        None => String::new(),
+    }
 }
 
 /// The verdict, one line per gate.

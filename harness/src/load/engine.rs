@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::http::{Connector, Sender};
+use super::http::{Connector, Sender, StreamStats};
 use super::request::Mix;
 use super::schedule::Schedule;
 use super::stats::{ErrorKind, Outcome, Stats};
@@ -96,14 +96,23 @@ impl Local {
         }
     }
 
-    fn finish(&self, outcome: Outcome, job: Job, sent_at: Instant, bytes: u64) {
+    fn finish(
+        &self,
+        outcome: Outcome,
+        job: Job,
+        sent_at: Instant,
+        bytes: u64,
+        stream: Option<StreamStats>,
+    ) {
         let end = Instant::now();
         // A job handed out up to EARLY before its time is measured from its actual send, so
         // the corrected latency is never below the real one.
         let from = job.intended.min(sent_at);
-        self.stats
-            .borrow_mut()
-            .record(outcome, end - from, end - sent_at, bytes);
+        let mut stats = self.stats.borrow_mut();
+        stats.record(outcome, end - from, end - sent_at, bytes);
+        if let Some(s) = stream {
+            stats.record_stream(s.messages, s.first_at.map(|f| f - from));
+        }
         self.completed.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -334,12 +343,15 @@ impl Slot {
         let sent_at = Instant::now();
         self.local.stats.borrow_mut().sent += 1;
         self.local.in_flight.set(self.local.in_flight.get() + 1);
-        let (outcome, bytes) = self.exchange(job).await;
+        let mut stream = StreamStats::default();
+        let (outcome, bytes) = self.exchange(job, &mut stream).await;
         self.local.in_flight.set(self.local.in_flight.get() - 1);
-        self.local.finish(outcome, job, sent_at, bytes);
+        let grpc = self.shared.plan.protocol == Protocol::Grpc;
+        self.local
+            .finish(outcome, job, sent_at, bytes, grpc.then_some(stream));
     }
 
-    async fn exchange(&mut self, job: Job) -> (Outcome, u64) {
+    async fn exchange(&mut self, job: Job, stream: &mut StreamStats) -> (Outcome, u64) {
         let shared = self.shared.clone();
         let i = shared.mix.pick(&mut self.rng);
         let prepared = shared.mix.get(i);
@@ -366,8 +378,11 @@ impl Slot {
                     Err(_) => return (Outcome::Error(ErrorKind::Other), 0),
                 };
                 if shared.plan.protocol == Protocol::Grpc {
-                    tokio::time::timeout(cut, other.exchange_grpc(req, behaviour.abandon_after))
-                        .await
+                    tokio::time::timeout(
+                        cut,
+                        other.exchange_grpc(req, behaviour.abandon_after, stream),
+                    )
+                    .await
                 } else {
                     tokio::time::timeout(cut, other.exchange(req, behaviour.abandon_after)).await
                 }

@@ -198,6 +198,15 @@ impl Sender {
     }
 }
 
+/// What a gRPC call adds to an exchange: its response messages and when the first arrived.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamStats {
+    /// Response messages received.
+    pub messages: u64,
+    /// When the first response message was complete.
+    pub first_at: Option<tokio::time::Instant>,
+}
+
 impl Sender {
     /// Sends a gRPC call and reads its response stream, counting messages; stops after
     /// `abandon_after` messages if set. The outcome is the `grpc-status` code.
@@ -205,6 +214,7 @@ impl Sender {
         &mut self,
         req: http::Request<Full<Bytes>>,
         abandon_after: Option<u64>,
+        stream: &mut StreamStats,
     ) -> Exchange {
         let Sender::H2(s) = self else {
             return failed(ErrorKind::Protocol);
@@ -239,6 +249,10 @@ impl Sender {
                     if let Some(d) = f.data_ref() {
                         bytes += d.len() as u64;
                         counter.feed(d);
+                        stream.messages = counter.messages;
+                        if counter.messages > 0 && stream.first_at.is_none() {
+                            stream.first_at = Some(tokio::time::Instant::now());
+                        }
                         if abandon_after.is_some_and(|n| counter.messages >= n) {
                             // Dropping the body resets the stream: the client went away.
                             return Exchange {

@@ -101,6 +101,12 @@ pub struct LoadReport {
     pub steady_corrected: LatencySummary,
     /// Steady-phase latency from the actual send time.
     pub steady_uncorrected: LatencySummary,
+    /// gRPC: latency to the first response message, whole run (corrected).
+    #[serde(default)]
+    pub first_message: LatencySummary,
+    /// gRPC: response messages per call.
+    #[serde(default)]
+    pub messages_per_stream: Option<f64>,
     /// Whole-run corrected histogram, HdrHistogram V2 base64, µs.
     pub corrected_hist: String,
     /// Whole-run uncorrected histogram, HdrHistogram V2 base64, µs.
@@ -310,6 +316,9 @@ impl Collector {
             errors: stats.errors.clone(),
             corrected: stats::summarize(&stats.corrected),
             uncorrected: stats::summarize(&stats.uncorrected),
+            first_message: stats::summarize(&stats.first_message),
+            messages_per_stream: (stats.streams > 0)
+                .then(|| stats.messages as f64 / stats.streams as f64),
             corrected_hist: stats::encode(&stats.corrected),
             uncorrected_hist: stats::encode(&stats.uncorrected),
         };
@@ -353,6 +362,8 @@ impl Collector {
             uncorrected: stats::summarize(&t.uncorrected),
             steady_corrected: stats::summarize(&self.steady.corrected),
             steady_uncorrected: stats::summarize(&self.steady.uncorrected),
+            first_message: stats::summarize(&t.first_message),
+            messages_per_stream: (t.streams > 0).then(|| t.messages as f64 / t.streams as f64),
             corrected_hist: stats::encode(&t.corrected),
             uncorrected_hist: stats::encode(&t.uncorrected),
             threads,

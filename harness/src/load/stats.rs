@@ -75,6 +75,12 @@ pub struct Stats {
     pub status: BTreeMap<String, u64>,
     /// Errors by kind.
     pub errors: BTreeMap<String, u64>,
+    /// gRPC: latency to the first response message, µs (from the intended send).
+    pub first_message: Histogram<u64>,
+    /// gRPC: calls and the response messages they received.
+    pub streams: u64,
+    /// gRPC: response messages received.
+    pub messages: u64,
     // Fixed slots for the hot path; turned into the maps at window close.
     http_class: [u64; 6],
     error_kind: [u64; 6],
@@ -104,6 +110,9 @@ impl Stats {
             bytes: 0,
             status: BTreeMap::new(),
             errors: BTreeMap::new(),
+            first_message: histogram(),
+            streams: 0,
+            messages: 0,
             http_class: [0; 6],
             error_kind: [0; 6],
         }
@@ -129,6 +138,15 @@ impl Stats {
         if !matches!(outcome, Outcome::Error(_)) {
             self.corrected.saturating_record(micros(corrected));
             self.uncorrected.saturating_record(micros(uncorrected));
+        }
+    }
+
+    /// Records one gRPC call's stream: its messages and the time to the first one.
+    pub fn record_stream(&mut self, messages: u64, first: Option<Duration>) {
+        self.streams += 1;
+        self.messages += messages;
+        if let Some(f) = first {
+            self.first_message.saturating_record(micros(f));
         }
     }
 
@@ -165,6 +183,9 @@ impl Stats {
     pub fn merge(&mut self, other: &Stats) {
         let _ = self.corrected.add(&other.corrected);
         let _ = self.uncorrected.add(&other.uncorrected);
+        let _ = self.first_message.add(&other.first_message);
+        self.streams += other.streams;
+        self.messages += other.messages;
         self.planned += other.planned;
         self.sent += other.sent;
         self.completed += other.completed;
