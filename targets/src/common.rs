@@ -36,6 +36,10 @@ pub struct LeakArgs {
     /// How long a fixed-mode task may wait before it gives up.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub task_timeout: Duration,
+    /// Extra time every answer waits, like a slow dependency (0: none). Makes a latency
+    /// regression on purpose, for testing `leakgate compare`.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub delay: Duration,
     /// Address of the admin listener: /metrics, /healthz, /debug/pprof/heap.
     #[arg(long, default_value = "127.0.0.1:6060")]
     pub admin_listen: SocketAddr,

@@ -33,6 +33,7 @@ pub struct GrpcService {
     leak_tasks: bool,
     task_timeout: Duration,
     leak_bytes: usize,
+    delay: Duration,
 }
 
 impl GrpcService {
@@ -56,6 +57,7 @@ impl GrpcService {
             leak_tasks: args.leak == LeakMode::LeakedTasks,
             task_timeout: args.task_timeout,
             leak_bytes: args.leak_bytes,
+            delay: args.delay,
             metrics,
         })
     }
@@ -84,6 +86,9 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + S
 impl pb::target_server::Target for Arc<GrpcService> {
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetReply>, Status> {
         self.served();
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
         let key = req.into_inner().key;
         let before = self.cache.len();
         let v = self
@@ -119,6 +124,9 @@ impl pb::target_server::Target for Arc<GrpcService> {
 
     async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<WatchStream>, Status> {
         self.served();
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
         let key = req.into_inner().key;
         let (tx, rx) = mpsc::channel::<Result<pb::WatchEvent, Status>>(4);
         let mut events = self.events.subscribe();

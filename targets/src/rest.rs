@@ -4,6 +4,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -29,6 +30,7 @@ pub struct Service {
     upstream: Upstream,
     waiters: Waiters,
     leak_bytes: usize,
+    delay: Duration,
     admin: Arc<AdminState>,
 }
 
@@ -55,6 +57,7 @@ impl Service {
                 metrics.clone(),
             ),
             leak_bytes: args.leak_bytes,
+            delay: args.delay,
             admin: Arc::new(AdminState {
                 metrics: metrics.clone(),
                 cache: cache.clone(),
@@ -73,6 +76,9 @@ impl Service {
         self.metrics.requests_served.fetch_add(1, Ordering::Relaxed);
         if let Some(r) = admin::answer(path, &self.admin).await {
             return r;
+        }
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
         }
         if let Some(key) = path.strip_prefix("/cache/") {
             let v = self
@@ -115,7 +121,7 @@ pub async fn serve(
                 Ok(x) => x,
                 // Out of fds or similar: keep serving the connections we have.
                 Err(_) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
             },
