@@ -16,7 +16,7 @@ pub enum ExitCode {
     FellBehind = 4,
     /// Bad command-line usage.
     Usage = 64,
-    /// Bad scenario file (with file, line and column).
+    /// Bad scenario file (with file, line and column), or a run folder that cannot be read.
     BadScenario = 65,
 }
 
@@ -36,4 +36,4 @@ EXIT CODES:
    3  the target died (crash, OOM kill) or never became ready
    4  the driver could not hold the planned rate
   64  usage error
-  65  bad scenario file (with file, line and column)";
+  65  bad scenario file (with file, line and column), or an unreadable run folder";

@@ -13,7 +13,7 @@ use crate::scenario::plan::PhaseKind;
 /// One line of `samples.ndjson`.
 // Records are built, written and dropped one at a time; boxing the big variant buys nothing.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record {
     /// A closed load statistics window.
@@ -25,7 +25,7 @@ pub enum Record {
 }
 
 /// Statistics of one closed window of load (default 1 s).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Window {
     /// Window number, from 0.
     pub index: u64,
@@ -72,7 +72,7 @@ fn is_empty(l: &LatencySummary) -> bool {
 }
 
 /// Percentiles of one latency histogram, in milliseconds.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct LatencySummary {
     /// Number of recorded values.
     pub count: u64,
@@ -93,7 +93,7 @@ pub struct LatencySummary {
 }
 
 /// One probe tick: every signal the target offered at that moment.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct ProbeSample {
     /// Seconds since load start (negative before the load starts: the baseline).
     pub t: f64,
@@ -104,7 +104,7 @@ pub struct ProbeSample {
 }
 
 /// Something that happened during the run, kept next to the samples.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Event {
     /// Seconds since load start.
     pub t: f64,

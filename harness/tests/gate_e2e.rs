@@ -49,7 +49,47 @@ fn summary(results: &tempfile::TempDir) -> serde_json::Value {
         .path();
     let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
     assert!(dir.join("samples.ndjson").exists());
-    serde_json::from_str(&text).unwrap()
+    let summary = serde_json::from_str(&text).unwrap();
+    check_reports(&dir, &summary);
+    summary
+}
+
+/// Every run folder carries its reports; `leakgate report` rebuilds the same bytes from the
+/// folder's files; summary.json fits the committed JSON Schema.
+fn check_reports(dir: &Path, summary: &serde_json::Value) {
+    let names = ["junit.xml", "summary.md", "report.html"];
+    let written: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| std::fs::read(dir.join(n)).unwrap_or_else(|e| panic!("{n}: {e}")))
+        .collect();
+    let out = leakgate().arg("report").arg(dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (name, before) in names.iter().zip(written) {
+        assert!(
+            std::fs::read(dir.join(name)).unwrap() == before,
+            "leakgate report rewrote {name} differently"
+        );
+    }
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/summary.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(summary)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "summary.json does not fit its schema: {errors:?}"
+    );
 }
 
 fn failed_signals(s: &serde_json::Value) -> Vec<String> {

@@ -3,6 +3,7 @@
 mod adhoc;
 mod analyze;
 mod output;
+mod report;
 mod run;
 
 use std::path::PathBuf;
@@ -29,6 +30,12 @@ pub enum Command {
     Check(CheckArgs),
     /// Judge a recorded samples.ndjson or a two-column CSV (time,value) without running load.
     Analyze(analyze::AnalyzeArgs),
+    /// Rebuild junit.xml, summary.md and report.html of a run folder from its files.
+    Report(report::ReportArgs),
+    /// Compare two run folders; exit 1 when the new one regressed (p99, slopes, target death).
+    Compare(report::CompareArgs),
+    /// Print the JSON Schema of summary.json.
+    Schema,
 }
 
 /// `leakgate run`.
@@ -93,6 +100,12 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Run(args) => run::run(*args),
         Command::Check(args) => run::check(args),
         Command::Analyze(args) => analyze::analyze(args),
+        Command::Report(args) => report::report(args),
+        Command::Compare(args) => report::compare(args),
+        Command::Schema => {
+            println!("{}", crate::report::summary::schema_json());
+            ExitCode::Pass
+        }
     }
 }
 

@@ -65,7 +65,7 @@ pub struct LoadContext {
 }
 
 /// Totals of a finished load.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct LoadReport {
     /// Seconds the load ran.
     pub elapsed: f64,

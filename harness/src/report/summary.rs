@@ -5,13 +5,15 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::exit::ExitCode;
+use crate::load::LoadReport;
 use crate::scenario::plan::Plan;
+use crate::verdict::Verdict;
 
 /// Version of the `summary.json` schema; bump on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// How the target ended, when it ended before leakgate stopped it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct TargetExit {
     /// Seconds since load start (negative: before the load started).
     pub t: f64,
@@ -26,9 +28,10 @@ pub struct TargetExit {
 }
 
 /// Everything `summary.json` holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Summary {
-    /// [`SCHEMA_VERSION`].
+    /// [`SCHEMA_VERSION`]: readers refuse a version they do not know.
+    #[schemars(extend("const" = 1))]
     pub schema_version: u32,
     /// leakgate's version.
     pub leakgate_version: String,
@@ -41,9 +44,9 @@ pub struct Summary {
     /// Set when the target died during the run.
     pub target_exit: Option<TargetExit>,
     /// Load totals and latency (the engine's report).
-    pub load: Option<serde_json::Value>,
+    pub load: Option<LoadReport>,
     /// Gate results and the overall outcome.
-    pub verdict: Option<serde_json::Value>,
+    pub verdict: Option<Verdict>,
     /// The process exit code of the run.
     pub exit_code: i32,
     /// What the exit code means.
@@ -73,5 +76,25 @@ pub fn exit_reason(code: ExitCode) -> &'static str {
         ExitCode::FellBehind => "the driver could not hold the planned rate",
         ExitCode::Usage => "usage error",
         ExitCode::BadScenario => "bad scenario file",
+    }
+}
+
+/// The JSON Schema of `summary.json`, as committed in `harness/schema/summary.schema.json`.
+pub fn schema_json() -> String {
+    let schema = schemars::schema_for!(Summary);
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_pins_the_current_version() {
+        let schema: serde_json::Value = serde_json::from_str(&schema_json()).unwrap();
+        assert_eq!(
+            schema["properties"]["schema_version"]["const"],
+            serde_json::json!(SCHEMA_VERSION)
+        );
     }
 }

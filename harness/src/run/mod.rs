@@ -7,7 +7,7 @@
 pub mod outcome;
 pub mod target;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -148,6 +148,7 @@ pub fn execute(plan: &Plan, mut opts: RunOptions) -> Result<RunOutcome, RunError
                 ..summary
             }
             .write(&run_dir);
+            write_reports(&run_dir);
             return Err(e.into());
         }
     };
@@ -280,14 +281,13 @@ pub fn execute(plan: &Plan, mut opts: RunOptions) -> Result<RunOutcome, RunError
     let exit = exit_code(facts);
     let mut summary = base_summary(plan, &started_at, target.pid(), exit);
     summary.target_exit = died;
-    summary.load = load_report
-        .as_ref()
-        .and_then(|r| serde_json::to_value(r).ok());
-    summary.verdict = verdict.as_ref().and_then(|v| serde_json::to_value(v).ok());
+    summary.load = load_report.clone();
+    summary.verdict = verdict.clone();
     summary.last_samples = samples_vec.iter().rev().take(5).rev().cloned().collect();
     summary
         .write(&run_dir)
         .map_err(results_err(run_dir.join("summary.json")))?;
+    write_reports(&run_dir);
     Ok(RunOutcome {
         exit,
         run_dir,
@@ -295,6 +295,17 @@ pub fn execute(plan: &Plan, mut opts: RunOptions) -> Result<RunOutcome, RunError
         verdict,
         load: load_report,
     })
+}
+
+/// Writes the reports from the files just written; a report that cannot be written costs the
+/// report, never the run's result (summary.json and samples.ndjson are already on disk).
+fn write_reports(run_dir: &Path) {
+    if let Err(e) = crate::report::write_all(run_dir) {
+        eprintln!(
+            "leakgate: warning: reports not written: {e} (retry: leakgate report {})",
+            run_dir.display()
+        );
+    }
 }
 
 /// Saves a heap profile (pprof, as Go and jemalloc_pprof serve it) into the run folder, so

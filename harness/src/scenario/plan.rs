@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// A whole run: what to drive, how hard, what to watch, and what decides pass or fail.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Plan {
     /// Short name used in the run folder and reports (the scenario file's stem, or `adhoc`).
     pub name: String,
@@ -32,7 +32,7 @@ pub struct Plan {
 }
 
 /// How leakgate gets hold of the service under test.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TargetPlan {
     /// No process to watch: only the URL is driven (ad-hoc runs); process probes are absent.
@@ -44,7 +44,7 @@ pub enum TargetPlan {
 }
 
 /// A command leakgate starts and supervises.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct SpawnPlan {
     /// Program and arguments, placeholders already filled in.
     pub command: Vec<String>,
@@ -65,7 +65,7 @@ pub struct SpawnPlan {
 }
 
 /// When a spawned target counts as ready.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Readiness {
     /// An HTTP GET on this URL answers 2xx.
@@ -75,7 +75,7 @@ pub enum Readiness {
 }
 
 /// A service that already runs, found by pid, pid file and/or cgroup.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct AttachPlan {
     /// Process id.
     pub pid: Option<u32>,
@@ -86,7 +86,7 @@ pub struct AttachPlan {
 }
 
 /// Wire protocol of the load.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// HTTP/1.1 with keep-alive.
@@ -98,7 +98,7 @@ pub enum Protocol {
 }
 
 /// The traffic: protocol, connections, rate schedule and the weighted request mix.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct LoadPlan {
     /// Wire protocol.
     pub protocol: Protocol,
@@ -133,7 +133,7 @@ pub struct LoadPlan {
 }
 
 /// What a phase is for; the verdict judges the `Steady` phases only.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum PhaseKind {
     /// Excluded from the verdict.
@@ -147,7 +147,7 @@ pub enum PhaseKind {
 }
 
 /// One stretch of the schedule.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Phase {
     /// What the phase is for.
     pub kind: PhaseKind,
@@ -158,7 +158,7 @@ pub struct Phase {
 }
 
 /// The arrival rate over a phase.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Rate {
     /// Constant requests per second.
@@ -170,7 +170,7 @@ pub enum Rate {
 }
 
 /// How arrivals are spaced within the rate.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Arrivals {
     /// Evenly spaced (wrk2, vegeta's constant pacer).
@@ -180,7 +180,7 @@ pub enum Arrivals {
 }
 
 /// One kind of request in the mix.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct RequestSpec {
     /// Label used in reports.
     pub name: String,
@@ -199,7 +199,7 @@ pub struct RequestSpec {
 }
 
 /// Client behaviours that trigger leaks on the server side.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Default)]
 pub struct Behaviour {
     /// Stop reading the response body after this many bytes and drop it (None: read it all).
     /// For gRPC streams: the number of messages after which the stream is abandoned.
@@ -211,7 +211,7 @@ pub struct Behaviour {
 }
 
 /// How gRPC methods are resolved at run time.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct GrpcPlan {
     /// `.proto` files to compile in-process.
     pub protos: Vec<PathBuf>,
@@ -226,7 +226,7 @@ pub struct GrpcPlan {
 }
 
 /// What is sampled from the target, and how often.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct ProbePlan {
     /// Sampling interval.
     pub interval: Duration,
@@ -253,7 +253,7 @@ pub struct ProbePlan {
 }
 
 /// A Prometheus text endpoint and the metrics to sample from it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct PrometheusProbe {
     /// The `/metrics` URL.
     pub url: String,
@@ -262,7 +262,7 @@ pub struct PrometheusProbe {
 }
 
 /// Everything that decides the verdict.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct GatePlan {
     /// Per-signal slope limits.
     pub signals: Vec<SignalGate>,
@@ -279,7 +279,7 @@ pub struct GatePlan {
 }
 
 /// A slope limit on one sampled signal.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct SignalGate {
     /// Signal name as in `samples.ndjson` (e.g. `rss_bytes`, `fd_count`, `cache_entries`).
     pub signal: String,
@@ -294,7 +294,7 @@ pub struct SignalGate {
 }
 
 /// How a signal's values are printed.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum SignalUnit {
     /// Bytes (printed as KiB/MiB).
@@ -304,7 +304,7 @@ pub enum SignalUnit {
 }
 
 /// k6-style limits on latency (corrected for coordinated omission) and errors.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct LatencyGate {
     /// Maximum p95 over the steady phase.
     pub p95: Option<Duration>,
@@ -315,7 +315,7 @@ pub struct LatencyGate {
 }
 
 /// Where the run's files go.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct OutputPlan {
     /// Parent folder of run folders (default `results/`).
     pub results_dir: PathBuf,

@@ -23,7 +23,7 @@ use crate::record::ProbeSample;
 use crate::scenario::plan::GatePlan;
 
 /// Everything the verdict looks at: plain data, so `leakgate analyze` can build it from files.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct VerdictInput {
     /// Probe samples of the run, any order.
     pub samples: Vec<ProbeSample>,
@@ -40,7 +40,7 @@ pub struct VerdictInput {
 }
 
 /// Observed latency (corrected for coordinated omission) and error share.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct LatencyObserved {
     /// 95th percentile, milliseconds.
     pub p95_ms: f64,
@@ -51,7 +51,7 @@ pub struct LatencyObserved {
 }
 
 /// Result of one gate or of the whole run.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Within limits.
@@ -63,7 +63,7 @@ pub enum Outcome {
 }
 
 /// What a gate checks.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum GateKind {
     /// Growth of a signal through the steady phase.
@@ -77,7 +77,7 @@ pub enum GateKind {
 }
 
 /// The run's verdict.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Verdict {
     /// Any Fail → Fail, else any Inconclusive → Inconclusive, else Pass.
     pub outcome: Outcome,
@@ -88,7 +88,7 @@ pub struct Verdict {
 }
 
 /// One gate's result.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct GateResult {
     /// Short name, e.g. `rss_bytes per request`, `p99`.
     pub name: String,
@@ -113,7 +113,7 @@ pub struct GateResult {
 }
 
 /// A signal's slope with its evidence.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct SlopeEstimate {
     /// Theil–Sen slope per second.
     pub per_second: f64,

@@ -1,0 +1,106 @@
+//! `leakgate report RUN_DIR` and `leakgate compare BASE NEW`: reports rebuilt from a run
+//! folder's files, and two runs side by side for a pull-request gate.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::exit::ExitCode;
+use crate::report::compare::{self, Tolerance};
+use crate::report::run_data::RunData;
+
+/// `leakgate report RUN_DIR`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A run folder (`results/<time>-<scenario>`).
+    pub run_dir: PathBuf,
+}
+
+/// `leakgate compare BASE_RUN NEW_RUN`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The reference run folder (e.g. the main branch's stored run).
+    pub base: PathBuf,
+    /// The run folder to judge against it.
+    pub new: PathBuf,
+    /// Allowed p99 rise: `10%` or `0.1`.
+    #[arg(long, default_value = "10%", value_parser = parse_share)]
+    pub p99_tolerance: f64,
+    /// p99 rises smaller than this never count (loopback jitter): `1ms`.
+    #[arg(long, default_value = "1ms", value_parser = parse_ms)]
+    pub p99_floor: f64,
+}
+
+/// Rewrites `junit.xml`, `summary.md` and `report.html` from the folder's files.
+pub fn report(a: ReportArgs) -> ExitCode {
+    match crate::report::write_all(&a.run_dir) {
+        Ok(paths) => {
+            for p in paths {
+                println!("{}", p.display());
+            }
+            ExitCode::Pass
+        }
+        Err(e) => {
+            eprintln!("leakgate report: {e}");
+            ExitCode::BadScenario
+        }
+    }
+}
+
+/// Prints the comparison; exit 1 when the new run regressed.
+pub fn compare(a: CompareArgs) -> ExitCode {
+    let load = |dir: &PathBuf| {
+        RunData::load(dir).map_err(|e| {
+            eprintln!("leakgate compare: {e}");
+            ExitCode::BadScenario
+        })
+    };
+    let (base, new) = match (load(&a.base), load(&a.new)) {
+        (Ok(b), Ok(n)) => (b, n),
+        (Err(code), _) | (_, Err(code)) => return code,
+    };
+    let tol = Tolerance {
+        p99_relative: a.p99_tolerance,
+        p99_floor_ms: a.p99_floor,
+    };
+    let c = compare::compare(&base, &new, tol);
+    print!("{}", compare::render(&c));
+    if c.regressed() {
+        ExitCode::GateFailed
+    } else {
+        ExitCode::Pass
+    }
+}
+
+/// `10%` → 0.1; `0.1` → 0.1.
+fn parse_share(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("\"{s}\" is not a share: write 10% or 0.1"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("\"{s}\" must be zero or more"))
+    }
+}
+
+/// `1ms`, `0.5ms`, `2s` → milliseconds.
+fn parse_ms(s: &str) -> Result<f64, String> {
+    crate::scenario::units::parse_duration(s).map(|d| d.as_secs_f64() * 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_parse_both_ways() {
+        assert_eq!(parse_share("10%").unwrap(), 0.1);
+        assert_eq!(parse_share("0.25").unwrap(), 0.25);
+        assert!(parse_share("-1").is_err());
+        assert!(parse_share("ten").is_err());
+    }
+}

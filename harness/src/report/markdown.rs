@@ -1,0 +1,111 @@
+//! `summary.md`: the verdict first, then a small table of gates, for `$GITHUB_STEP_SUMMARY`
+//! and pull-request comments.
+
+use std::fmt::Write;
+
+use super::run_data::RunData;
+use super::words;
+use crate::verdict::Outcome;
+
+/// Renders the Markdown summary of a run; `html_name` is the HTML report's file name, linked
+/// relative to the run folder.
+pub fn render(run: &RunData, html_name: &str) -> String {
+    let s = &run.summary;
+    let mut out = String::new();
+    let (mark, word) = match s.exit_code {
+        0 => ("✅", "PASS"),
+        1 => ("❌", "FAIL"),
+        2 => ("⚠️", "INCONCLUSIVE"),
+        3 => ("💥", "TARGET DIED"),
+        4 => ("🐢", "DRIVER FELL BEHIND"),
+        _ => ("⛔", "ERROR"),
+    };
+    let _ = writeln!(
+        out,
+        "### {mark} leakgate `{}`: {word} (exit {})\n",
+        run.name(),
+        s.exit_code
+    );
+    if let Some(v) = &s.verdict {
+        let _ = writeln!(out, "{}\n", one_line(&v.summary));
+    } else {
+        let _ = writeln!(out, "{}\n", one_line(&s.exit_reason));
+    }
+    if let Some(e) = &s.target_exit {
+        let _ = writeln!(
+            out,
+            "**The target died** at {:.1} s: {}\n",
+            e.t,
+            one_line(&e.cause)
+        );
+    }
+    if let Some(v) = &s.verdict
+        && !v.gates.is_empty()
+    {
+        out.push_str("| gate | result | observed | limit | slope | per minute |\n");
+        out.push_str("| --- | --- | --- | --- | --- | --- |\n");
+        for g in &v.gates {
+            let mark = match g.outcome {
+                Outcome::Pass => "✅ pass",
+                Outcome::Fail => "❌ **fail**",
+                Outcome::Inconclusive => "⚠️ inconclusive",
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {mark} | {} | {} | {} | {} |",
+                cell(&g.name),
+                cell(&words::value(g.observed, &g.unit)),
+                cell(&words::value(g.limit, &g.unit)),
+                cell(&words::slope(g).unwrap_or_else(|| "–".into())),
+                cell(&words::per_minute(g).unwrap_or_else(|| "–".into())),
+            );
+        }
+        out.push('\n');
+    }
+    if let Some(l) = &s.load {
+        let planned = if l.planned_rate > 0.0 {
+            format!("{:.0} req/s planned, ", l.planned_rate)
+        } else {
+            "max throughput, ".into()
+        };
+        let _ = writeln!(
+            out,
+            "**Load:** {planned}{:.1} req/s achieved over {:.1} s ({} completed, {} failed, {} dropped). \
+             **Latency** (steady, corrected for coordinated omission): p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms.\n",
+            l.achieved_rate,
+            l.elapsed,
+            l.completed,
+            l.failed,
+            l.dropped,
+            l.steady_corrected.p50,
+            l.steady_corrected.p95,
+            l.steady_corrected.p99,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "Run folder `{}`: HTML report [`{html_name}`]({html_name}), `summary.json`, `samples.ndjson`, `junit.xml`.",
+        folder_name(run)
+    );
+    out
+}
+
+/// The run folder's own name: the same text however the folder was named on the command line.
+pub fn folder_name(run: &RunData) -> String {
+    run.dir
+        .canonicalize()
+        .unwrap_or_else(|_| run.dir.clone())
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Newlines would break a Markdown paragraph or table row.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A table cell: one line, pipes escaped.
+fn cell(s: &str) -> String {
+    one_line(s).replace('|', "\\|")
+}

@@ -1,0 +1,151 @@
+//! A run folder read back: `summary.json` and `samples.ndjson`, the only inputs of every report.
+//!
+//! Reports are pure functions of these files, so `leakgate report RUN_DIR` rebuilds exactly the
+//! bytes the run wrote.
+
+use std::path::{Path, PathBuf};
+
+use super::ReportError;
+use super::summary::{SCHEMA_VERSION, Summary};
+use crate::record::{Event, ProbeSample, Record, Window};
+
+/// Everything the reports are made from.
+#[derive(Debug, Clone)]
+pub struct RunData {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// `summary.json`.
+    pub summary: Summary,
+    /// Load windows in order.
+    pub windows: Vec<Window>,
+    /// Probe samples in time order (baseline first, drain sample last).
+    pub samples: Vec<ProbeSample>,
+    /// Events in time order.
+    pub events: Vec<Event>,
+}
+
+impl RunData {
+    /// Reads `dir/summary.json` and `dir/samples.ndjson` (a missing samples file is empty: a
+    /// target that never came up leaves only the summary).
+    pub fn load(dir: &Path) -> Result<Self, ReportError> {
+        let path = dir.join("summary.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let summary: Summary = serde_json::from_str(&text).map_err(|e| ReportError::Parse {
+            path: path.clone(),
+            line: e.line(),
+            message: e.to_string(),
+        })?;
+        if summary.schema_version != SCHEMA_VERSION {
+            return Err(ReportError::Version {
+                path,
+                found: summary.schema_version,
+            });
+        }
+        let samples_path = dir.join("samples.ndjson");
+        let records = if samples_path.exists() {
+            read_records(&samples_path)?
+        } else {
+            Vec::new()
+        };
+        Ok(Self::from_parts(dir, summary, records))
+    }
+
+    /// Builds the data from a summary and records already in memory.
+    pub fn from_parts(dir: &Path, summary: Summary, records: Vec<Record>) -> Self {
+        let mut windows = Vec::new();
+        let mut samples = Vec::new();
+        let mut events = Vec::new();
+        for r in records {
+            match r {
+                Record::Window(w) => windows.push(w),
+                Record::Probe(p) => samples.push(p),
+                Record::Event(e) => events.push(e),
+            }
+        }
+        // Two threads append to the file; order by time so lines draw left to right.
+        windows.sort_by_key(|w| w.index);
+        samples.sort_by(|a, b| a.t.total_cmp(&b.t));
+        events.sort_by(|a, b| a.t.total_cmp(&b.t));
+        Self {
+            dir: dir.to_path_buf(),
+            summary,
+            windows,
+            samples,
+            events,
+        }
+    }
+
+    /// The scenario's name.
+    pub fn name(&self) -> &str {
+        &self.summary.plan.name
+    }
+
+    /// Every signal name seen in any sample, sorted.
+    pub fn signal_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .samples
+            .iter()
+            .flat_map(|s| s.signals.keys().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// (t, value) of one signal, in time order.
+    pub fn series(&self, signal: &str) -> Vec<(f64, f64)> {
+        self.samples
+            .iter()
+            .filter_map(|s| {
+                s.signals
+                    .get(signal)
+                    .filter(|v| v.is_finite())
+                    .map(|v| (s.t, *v))
+            })
+            .collect()
+    }
+
+    /// Time span of everything recorded: (first, last) seconds since load start.
+    pub fn time_range(&self) -> (f64, f64) {
+        let ts = self
+            .samples
+            .iter()
+            .map(|s| s.t)
+            .chain(self.windows.iter().flat_map(|w| [w.start, w.end]));
+        let (lo, hi) = ts.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), t| {
+            (lo.min(t), hi.max(t))
+        });
+        if lo.is_finite() { (lo, hi) } else { (0.0, 0.0) }
+    }
+}
+
+/// Reads `samples.ndjson`. A torn last line (the process was killed mid-write) is skipped;
+/// any other bad line is an error naming its line.
+fn read_records(path: &Path) -> Result<Vec<Record>, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(r) => out.push(r),
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {}
+            Err(e) => {
+                return Err(ReportError::Parse {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
