@@ -16,8 +16,47 @@ use crate::verdict::{Outcome, Verdict, format};
 #[derive(Clone)]
 pub struct Live {
     bar: Option<ProgressBar>,
-    state: Arc<Mutex<(Option<f64>, Option<f64>)>>,
+    state: Arc<Mutex<Memory>>,
     quiet: bool,
+    total: f64,
+}
+
+/// The target's RSS as last sampled, and its trend so far.
+#[derive(Debug, Default)]
+struct Memory {
+    rss: Option<f64>,
+    per_second: Trend,
+    per_request: Trend,
+}
+
+/// Least-squares slope, updated one point at a time (the live view's "slope so far"; the
+/// verdict's robust Theil–Sen fit runs at the end on everything).
+#[derive(Debug, Default, Clone, Copy)]
+struct Trend {
+    origin: Option<(f64, f64)>,
+    n: f64,
+    sx: f64,
+    sy: f64,
+    sxx: f64,
+    sxy: f64,
+}
+
+impl Trend {
+    fn push(&mut self, x: f64, y: f64) {
+        // Centre on the first point: RSS in bytes squared would lose the slope to rounding.
+        let (x0, y0) = *self.origin.get_or_insert((x, y));
+        let (x, y) = (x - x0, y - y0);
+        self.n += 1.0;
+        self.sx += x;
+        self.sy += y;
+        self.sxx += x * x;
+        self.sxy += x * y;
+    }
+
+    fn slope(&self) -> Option<f64> {
+        let den = self.n * self.sxx - self.sx * self.sx;
+        (self.n >= 3.0 && den > 0.0).then(|| (self.n * self.sxy - self.sx * self.sy) / den)
+    }
 }
 
 impl Live {
@@ -28,7 +67,7 @@ impl Live {
             let b = ProgressBar::new(total);
             b.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len}s {msg}",
+                    "{spinner} [{elapsed_precise} / {eta} left] {bar:24} {pos}/{len}s {msg}",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
@@ -38,6 +77,7 @@ impl Live {
             bar,
             state: Arc::default(),
             quiet,
+            total: plan.load_duration().as_secs_f64(),
         }
     }
 
@@ -52,29 +92,61 @@ impl Live {
     }
 
     fn sample(&self, s: &ProbeSample) {
-        if let Ok(mut st) = self.state.lock() {
-            st.0 = s.signals.get("rss_bytes").copied();
+        let Some(rss) = s.signals.get("rss_bytes").copied() else {
+            return;
+        };
+        if let Ok(mut m) = self.state.lock() {
+            m.rss = Some(rss);
+            // The baseline (t < 0) is before any load: it has no slope to tell.
+            if s.t >= 0.0 {
+                m.per_second.push(s.t, rss);
+                m.per_request.push(s.cumulative_completed as f64, rss);
+            }
         }
     }
 
     fn window(&self, w: &Window) {
-        let rss = self.state.lock().ok().and_then(|s| s.0);
+        let memory = self
+            .state
+            .lock()
+            .map(|m| self.memory(&m))
+            .unwrap_or_default();
         let secs = (w.end - w.start).max(1e-9);
         let line = format!(
-            "{:>7.0} req/s  p99 {:>8.2} ms  errors {:>5}  rss {}",
+            "{:>7.0} req/s  p99 {:>8.2} ms  errors {:>5}  {memory}",
             w.completed as f64 / secs,
             w.corrected.p99,
             w.errors.values().sum::<u64>(),
-            rss.map_or("-".into(), format::bytes)
         );
         match &self.bar {
             Some(b) => {
                 b.set_position(w.end as u64);
                 b.set_message(line);
             }
-            None if !self.quiet && w.index % 5 == 4 => eprintln!("[{:>5.0}s] {line}", w.end),
+            None if !self.quiet && w.index % 5 == 4 => eprintln!(
+                "[{:>5.0}s, {:.0}s left] {line}",
+                w.end,
+                (self.total - w.end).max(0.0)
+            ),
             None => {}
         }
+    }
+
+    /// `rss 95.2 MiB, +2.10 MiB/s, 1.08 KiB/request so far`.
+    fn memory(&self, m: &Memory) -> String {
+        let Some(rss) = m.rss else {
+            return "rss -".into();
+        };
+        let mut out = format!("rss {}", format::bytes(rss));
+        if let Some(s) = m.per_second.slope() {
+            let sign = if s >= 0.0 { "+" } else { "-" };
+            out += &format!(", {sign}{}/s", format::bytes(s.abs()));
+        }
+        if let Some(s) = m.per_request.slope() {
+            let sign = if s >= 0.0 { "" } else { "-" };
+            out += &format!(", {sign}{}/request so far", format::bytes(s.abs()));
+        }
+        out
     }
 
     /// Removes the bar.
@@ -239,4 +311,28 @@ pub fn ctrl_c(cancel: tokio_util::sync::CancellationToken) {
             }
         });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trend_finds_the_slope_of_big_values() {
+        let mut t = Trend::default();
+        assert_eq!(t.slope(), None);
+        for i in 0..50 {
+            // 4 GiB plus 1 KiB per step: the centring keeps the slope exact.
+            t.push(
+                f64::from(i),
+                4.0 * 1024.0 * 1024.0 * 1024.0 + 1024.0 * f64::from(i),
+            );
+        }
+        assert!((t.slope().unwrap() - 1024.0).abs() < 1e-6);
+        let mut flat = Trend::default();
+        for _ in 0..5 {
+            flat.push(3.0, 7.0);
+        }
+        assert_eq!(flat.slope(), None, "no spread in x: no slope");
+    }
 }
