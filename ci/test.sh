@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test command (README "Set-up", and what .ci/run calls): installs the two Debian programs
+# some tests drive when they are missing and this user may install them, then runs every test.
+#   chromium       renders the HTML report headless (harness/tests/html_chromium.rs)
+#   libxml2-utils  xmllint, checks junit.xml against harness/schema/junit.xsd
+# Where they cannot be installed those tests print SKIPPED and pass; nothing else is fetched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=()
+  [ "$(id -u)" = 0 ] || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null && sudo=(sudo -n); }
+  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || [ ${#sudo[@]} -gt 0 ]; }; then
+    echo "ci/test.sh: installing ${need[*]} from Debian" >&2
+    { "${sudo[@]}" apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; } ||
+      echo "ci/test.sh: could not install ${need[*]}; the tests that need them will print SKIPPED" >&2
+  else
+    echo "ci/test.sh: ${need[*]} missing and not installable here; the tests that need them will print SKIPPED" >&2
+  fi
+fi
+
+cargo test --workspace --locked "$@"
