@@ -16,7 +16,8 @@ const P50: &str = "#2ca02c";
 const P95: &str = "#ff7f0e";
 const P99: &str = "#9467bd";
 
-/// Every chart of the report, in page order, all on the run's time axis.
+/// Every chart of the report, in page order (gated signals, rate, latency, other signals), all
+/// on the run's time axis.
 pub fn build(run: &RunData) -> Vec<Chart> {
     let x_range = run.time_range();
     let markers = markers(run);
@@ -38,8 +39,8 @@ pub fn build(run: &RunData) -> Vec<Chart> {
         }
     }
     names.retain(|n| !ordered.contains(n));
-    ordered.extend(names);
 
+    // What decided the verdict first, then the load that drove it, then every other signal.
     let mut charts: Vec<Chart> = ordered
         .iter()
         .map(|name| signal_chart(run, name, &gates, x_range, &markers))
@@ -48,6 +49,11 @@ pub fn build(run: &RunData) -> Vec<Chart> {
         charts.push(rate_chart(run, x_range, &markers));
         charts.push(latency_chart(run, &gates, x_range, &markers));
     }
+    charts.extend(
+        names
+            .iter()
+            .map(|name| signal_chart(run, name, &gates, x_range, &markers)),
+    );
     charts
 }
 
@@ -190,22 +196,27 @@ fn steady_rate(run: &RunData, spans: &[(f64, f64)]) -> Option<f64> {
 fn rate_chart(run: &RunData, x_range: (f64, f64), markers: &[Marker]) -> Chart {
     let per_s = |n: u64, w: &crate::record::Window| n as f64 / (w.end - w.start).max(1e-9);
     let mid = |w: &crate::record::Window| (w.start + w.end) / 2.0;
-    let planned: Vec<(f64, f64)> = run
+    // Windows that start after the schedule ended only drain stragglers: a drop to zero there
+    // is the end of the run, not a stall.
+    let load_end = run.summary.plan.load_duration().as_secs_f64();
+    let during: Vec<&crate::record::Window> = run
         .windows
+        .iter()
+        .filter(|w| w.start < load_end - 1e-6)
+        .collect();
+    let planned: Vec<(f64, f64)> = during
         .iter()
         .filter(|w| w.planned > 0)
         .map(|w| (mid(w), per_s(w.planned, w)))
         .collect();
-    let errors: Vec<(f64, f64)> = run
-        .windows
+    let errors: Vec<(f64, f64)> = during
         .iter()
         .map(|w| (mid(w), per_s(w.errors.values().sum(), w)))
         .collect();
     let mut series = vec![Series {
         label: "completed".into(),
         color: SIGNAL,
-        points: run
-            .windows
+        points: during
             .iter()
             .map(|w| (mid(w), per_s(w.completed, w)))
             .collect(),
@@ -281,20 +292,28 @@ fn latency_chart(
             width: 2.0,
         },
     ];
+    let mut title = "latency per window (corrected for coordinated omission)".to_string();
     if let Some(g) = gates
         .iter()
         .find(|g| g.kind == GateKind::Latency && g.name == "p99")
     {
-        series.push(Series {
-            label: format!("p99 limit {} ms", super::words::value(g.limit, "").trim()),
-            color: LIMIT,
-            points: vec![(x_range.0, g.limit), (x_range.1, g.limit)],
-            dashed: true,
-            width: 1.5,
-        });
+        let label = format!("p99 limit {}", super::words::value(g.limit, "ms"));
+        let top = series[2].points.iter().map(|p| p.1).fold(0.0, f64::max);
+        // A limit far above the data would flatten every line onto the axis; name it instead.
+        if g.limit <= 4.0 * top {
+            series.push(Series {
+                label,
+                color: LIMIT,
+                points: vec![(x_range.0, g.limit), (x_range.1, g.limit)],
+                dashed: true,
+                width: 1.5,
+            });
+        } else {
+            title = format!("{title}; {label}, far above");
+        }
     }
     Chart {
-        title: "latency per window (corrected for coordinated omission)".into(),
+        title,
         id: "chart-latency".into(),
         unit: YUnit::Millis,
         x_range,
