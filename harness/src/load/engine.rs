@@ -231,7 +231,13 @@ pub fn run_worker(
                 shared.workers as u64,
             );
             let max_queue = (plan.max_queue / shared.workers).max(1);
-            dispatch(&local, schedule, start, max_queue, &cancel).await;
+            // A task of its own: the future driving the LocalSet is polled at every wake-up
+            // of any task, the dispatcher should only run when its timer fires.
+            let (local, cancel) = (local.clone(), cancel.clone());
+            let dispatcher = tokio::task::spawn_local(async move {
+                dispatch(&local, schedule, start, max_queue, &cancel).await;
+            });
+            let _ = dispatcher.await;
         } else {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => {}

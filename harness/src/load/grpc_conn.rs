@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use h2::client::SendRequest;
+use h2::{RecvStream, SendStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::grpc::FrameCounter;
@@ -34,11 +35,24 @@ pub struct StreamStats {
 }
 
 /// One HTTP/2 connection carrying gRPC calls; clones share it (one per stream slot).
-#[derive(Clone)]
 pub struct GrpcConn {
     send: SendRequest<Bytes>,
     /// Set when the connection task ends (peer closed, GOAWAY, I/O error).
     closed: Arc<AtomicBool>,
+    /// The last call's stream, ended cleanly. Dropping the last handle on a closed h2
+    /// stream wakes the connection task to clean it up; dropping it right after the next
+    /// call is queued folds that wake-up into the one the new call needs anyway.
+    parked: Option<(RecvStream, SendStream<Bytes>)>,
+}
+
+impl Clone for GrpcConn {
+    fn clone(&self) -> Self {
+        Self {
+            send: self.send.clone(),
+            closed: self.closed.clone(),
+            parked: None,
+        }
+    }
 }
 
 impl GrpcConn {
@@ -61,7 +75,11 @@ impl GrpcConn {
             let _ = conn.await;
             flag.store(true, Ordering::Release);
         });
-        Ok(Self { send, closed })
+        Ok(Self {
+            send,
+            closed,
+            parked: None,
+        })
     }
 
     /// False once the connection is gone.
@@ -79,6 +97,7 @@ impl GrpcConn {
         abandon_after: Option<u64>,
         stream: &mut StreamStats,
     ) -> Exchange {
+        let previous = self.parked.take();
         if poll_fn(|cx| self.send.poll_ready(cx)).await.is_err() {
             return failed(ErrorKind::Reset);
         }
@@ -89,6 +108,7 @@ impl GrpcConn {
         if let Err(e) = body_tx.send_data(message, true) {
             return failed(classify(&e));
         }
+        drop(previous);
         let response = match response.await {
             Ok(r) => r,
             Err(e) => return failed(classify(&e)),
@@ -123,6 +143,8 @@ impl GrpcConn {
             Ok(None) => {}
             Err(e) => return done(Outcome::Error(classify(&e)), bytes),
         }
+        // Both directions have ended: keeping the handles sends nothing and holds no window.
+        self.parked = Some((body, body_tx));
         done(
             code.map_or(Outcome::Error(ErrorKind::Protocol), Outcome::Grpc),
             bytes,
