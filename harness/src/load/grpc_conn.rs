@@ -99,11 +99,19 @@ impl GrpcConn {
     ) -> Exchange {
         let previous = self.parked.take();
         if poll_fn(|cx| self.send.poll_ready(cx)).await.is_err() {
+            // The connection refuses new streams (GOAWAY, closed): the next call reconnects
+            // instead of trying it again while its task drains.
+            self.closed.store(true, Ordering::Release);
             return failed(ErrorKind::Reset);
         }
         let (response, mut body_tx) = match self.send.send_request(head, false) {
             Ok(x) => x,
-            Err(e) => return failed(classify(&e)),
+            Err(e) => {
+                if e.is_go_away() || e.is_io() {
+                    self.closed.store(true, Ordering::Release);
+                }
+                return failed(classify(&e));
+            }
         };
         if let Err(e) = body_tx.send_data(message, true) {
             return failed(classify(&e));
