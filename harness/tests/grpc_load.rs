@@ -251,3 +251,37 @@ fn whole_streams_are_read_to_their_end() {
     assert!(r.corrected.p50 >= 150.0, "{r:?}");
     assert!(r.first_message.p50 < 100.0, "{r:?}");
 }
+
+#[test]
+fn cancels_and_deadlines_cut_streams_and_metadata_templates_are_sent() {
+    // Fixed Watch: one event at once, then the stream stays open for --task-timeout.
+    let t = start(&["--task-timeout", "400ms"]);
+    let mut p = grpc_plan(
+        &t,
+        "leakgate.target.v1.Target/Watch",
+        r#"{"key": "c{{seq}}"}"#,
+        protos(),
+    );
+    p.phases[0].rate = Rate::Constant { rps: 50.0 };
+    p.requests[0]
+        .headers
+        .push(("x-request-id".into(), "r-{{seq}}".into()));
+    p.requests[0].behaviour.cancel_after = Some(Duration::from_millis(50));
+    let (r, _) = common::run(&p);
+    assert_eq!(r.errors.get("cancelled"), Some(&50), "{r:?}");
+    assert_eq!(r.messages_per_stream, Some(1.0), "{r:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    // The server saw every cancelled stream go away before its own timeout.
+    assert_eq!(metric(&t, "open_streams"), 0.0);
+
+    // Without a cancel, the deadline ends each call: the client cuts it at the request
+    // timeout, or the server (told by grpc-timeout) answers DEADLINE_EXCEEDED just before.
+    p.requests[0].behaviour.cancel_after = None;
+    p.timeout = Duration::from_millis(100);
+    let (r, _) = common::run(&p);
+    let timeouts = r.errors.get("timeout").copied().unwrap_or(0);
+    let exceeded = r.status.get("DEADLINE_EXCEEDED").copied().unwrap_or(0);
+    // (The last call may still be in flight when the drain grace, also 100 ms, ends.)
+    assert!(r.completed >= 45, "{r:?}");
+    assert_eq!(timeouts + exceeded, r.completed, "{r:?}");
+}

@@ -1,5 +1,5 @@
 //! HTTPS with rustls: certificate checks on by default, `insecure` for self-signed servers,
-//! ALPN picking HTTP/1.1 or HTTP/2.
+//! ALPN picking HTTP/1.1 or HTTP/2, gRPC over TLS.
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use leakgate::scenario::plan::{Protocol, Rate};
+use leakgate::scenario::plan::{GrpcPlan, Protocol, Rate};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A self-signed HTTPS server on 127.0.0.1; returns its base URL and an h2-request counter.
@@ -53,12 +53,26 @@ fn tls_server() -> (String, Arc<AtomicU64>) {
                             if req.version() == hyper::Version::HTTP_2 {
                                 h2.fetch_add(1, Ordering::SeqCst);
                             }
-                            async {
-                                Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                                    http_body_util::Full::new(bytes::Bytes::from_static(
-                                        b"secure\n",
-                                    )),
-                                ))
+                            let grpc = req.headers().get("content-type")
+                                == Some(&hyper::header::HeaderValue::from_static(
+                                    "application/grpc",
+                                ));
+                            async move {
+                                // A gRPC call gets a trailers-only OK: status in the headers.
+                                let (body, status) = if grpc {
+                                    (bytes::Bytes::new(), Some("0"))
+                                } else {
+                                    (bytes::Bytes::from_static(b"secure\n"), None)
+                                };
+                                let mut resp =
+                                    hyper::Response::new(http_body_util::Full::new(body));
+                                if let Some(s) = status {
+                                    resp.headers_mut().insert(
+                                        "grpc-status",
+                                        hyper::header::HeaderValue::from_static(s),
+                                    );
+                                }
+                                Ok::<_, std::convert::Infallible>(resp)
                             }
                         },
                     );
@@ -94,4 +108,30 @@ fn insecure_accepts_a_self_signed_server_over_http1_and_h2() {
     let (r, _) = common::run(&plan);
     assert_eq!(r.status.get("2xx"), Some(&20), "{r:?}");
     assert_eq!(h2.load(Ordering::SeqCst), 20, "ALPN should have chosen h2");
+}
+
+#[test]
+fn grpc_runs_over_tls() {
+    let (base, h2) = tls_server();
+    let mut plan = common::plan(
+        &base,
+        "leakgate.target.v1.Target/Get",
+        Rate::Constant { rps: 50.0 },
+        0.4,
+        2,
+    );
+    plan.insecure = true;
+    plan.protocol = Protocol::Grpc;
+    plan.requests[0].body = Some(r#"{"key": "k"}"#.into());
+    let protos = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets/proto");
+    plan.grpc = Some(GrpcPlan {
+        protos: vec![protos.join("leakgate/target/v1/target.proto")],
+        import_paths: vec![protos],
+        protoset: None,
+        reflection: false,
+        streaming: false,
+    });
+    let (r, _) = common::run(&plan);
+    assert_eq!(r.status.get("OK"), Some(&20), "{r:?}");
+    assert_eq!(h2.load(Ordering::SeqCst), 20, "gRPC goes over h2 (ALPN)");
 }

@@ -6,19 +6,22 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::task::Poll;
 use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::sync::Notify;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
-use super::http::{Connector, Sender, StreamStats};
+use super::grpc_conn::StreamStats;
+use super::http::{Connector, Sender};
 use super::request::Mix;
 use super::schedule::Schedule;
 use super::stats::{ErrorKind, Outcome, Stats};
@@ -228,7 +231,13 @@ pub fn run_worker(
                 shared.workers as u64,
             );
             let max_queue = (plan.max_queue / shared.workers).max(1);
-            dispatch(&local, schedule, start, max_queue, &cancel).await;
+            // A task of its own: the future driving the LocalSet is polled at every wake-up
+            // of any task, the dispatcher should only run when its timer fires.
+            let (local, cancel) = (local.clone(), cancel.clone());
+            let dispatcher = tokio::task::spawn_local(async move {
+                dispatch(&local, schedule, start, max_queue, &cancel).await;
+            });
+            let _ = dispatcher.await;
         } else {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => {}
@@ -290,6 +299,7 @@ fn spawn_slots(
                 ),
                 buf: String::with_capacity(256),
                 raw: Vec::with_capacity(256),
+                timer: Box::pin(tokio::time::sleep_until(Instant::now())),
             };
             let cancel = cancel.clone();
             handles.push(tokio::task::spawn_local(async move {
@@ -314,6 +324,8 @@ struct Slot {
     rng: SmallRng,
     buf: String,
     raw: Vec<u8>,
+    /// The cut-off timer, kept across requests and re-armed lazily (see [`within`]).
+    timer: Pin<Box<Sleep>>,
 }
 
 impl Slot {
@@ -328,13 +340,17 @@ impl Slot {
 
     async fn closed_loop(mut self, deadline: Instant, cancel: CancellationToken, base_seq: u64) {
         let mut n = 0u64;
+        // One stop timer for the whole loop, not one per request.
+        let stop = tokio::time::sleep_until(deadline + Duration::from_secs(1));
+        tokio::pin!(stop);
         while Instant::now() < deadline && !cancel.is_cancelled() {
             self.local.stats.borrow_mut().planned += 1;
             let seq = base_seq + n * 1_000_000_007;
             n += 1;
             tokio::select! {
+                biased;
                 _ = self.one(Job { seq, intended: Instant::now() }) => {}
-                _ = tokio::time::sleep_until(deadline + Duration::from_secs(1)) => break,
+                _ = &mut stop => break,
             }
         }
     }
@@ -344,14 +360,19 @@ impl Slot {
         self.local.stats.borrow_mut().sent += 1;
         self.local.in_flight.set(self.local.in_flight.get() + 1);
         let mut stream = StreamStats::default();
-        let (outcome, bytes) = self.exchange(job, &mut stream).await;
+        let (outcome, bytes) = self.exchange(job, sent_at, &mut stream).await;
         self.local.in_flight.set(self.local.in_flight.get() - 1);
         let grpc = self.shared.plan.protocol == Protocol::Grpc;
         self.local
             .finish(outcome, job, sent_at, bytes, grpc.then_some(stream));
     }
 
-    async fn exchange(&mut self, job: Job, stream: &mut StreamStats) -> (Outcome, u64) {
+    async fn exchange(
+        &mut self,
+        job: Job,
+        sent_at: Instant,
+        stream: &mut StreamStats,
+    ) -> (Outcome, u64) {
         let shared = self.shared.clone();
         let i = shared.mix.pick(&mut self.rng);
         let prepared = shared.mix.get(i);
@@ -365,33 +386,43 @@ impl Slot {
             Some(c) if c < limit => (c, ErrorKind::Cancelled),
             _ => (limit, ErrorKind::Timeout),
         };
+        let at = sent_at + cut;
+        let timer = self.timer.as_mut();
         let result = match &mut sender {
             Sender::Lean(conn) => {
                 let raw = shared
                     .mix
                     .raw(i, job.seq, &mut self.rng, &mut self.buf, &mut self.raw);
-                tokio::time::timeout(cut, conn.exchange(raw, behaviour.abandon_after)).await
+                within(timer, at, conn.exchange(raw, behaviour.abandon_after)).await
+            }
+            Sender::Grpc(conn) => {
+                let (head, message) =
+                    match shared
+                        .mix
+                        .grpc_call(i, job.seq, &mut self.rng, &mut self.buf)
+                    {
+                        Ok(x) => x,
+                        Err(_) => return (Outcome::Error(ErrorKind::Other), 0),
+                    };
+                let call = conn.call(head, message, behaviour.abandon_after, stream);
+                within(timer, at, call).await
             }
             other => {
                 let req = match shared.mix.build(i, job.seq, &mut self.rng, &mut self.buf) {
                     Ok(r) => r,
                     Err(_) => return (Outcome::Error(ErrorKind::Other), 0),
                 };
-                if shared.plan.protocol == Protocol::Grpc {
-                    tokio::time::timeout(
-                        cut,
-                        other.exchange_grpc(req, behaviour.abandon_after, stream),
-                    )
-                    .await
-                } else {
-                    tokio::time::timeout(cut, other.exchange(req, behaviour.abandon_after)).await
-                }
+                within(timer, at, other.exchange(req, behaviour.abandon_after)).await
             }
         };
         let (outcome, bytes, reusable) = match result {
-            Ok(x) => (x.outcome, x.bytes, x.reusable),
+            Some(x) => (x.outcome, x.bytes, x.reusable),
             // Dropping the exchange resets an h2 stream; an h1 connection is unusable after it.
-            Err(_) => (Outcome::Error(cut_kind), 0, matches!(sender, Sender::H2(_))),
+            None => (
+                Outcome::Error(cut_kind),
+                0,
+                matches!(sender, Sender::H2(_) | Sender::Grpc(_)),
+            ),
         };
         if !behaviour.new_connection && reusable {
             self.keep(sender);
@@ -410,15 +441,23 @@ impl Slot {
                 _ => self.shared.connector.connect().await,
             },
             Protocol::Http2 | Protocol::Grpc => {
-                let mut g = self.group.lock().await;
-                if let Some(Sender::H2(s)) = g.as_ref()
-                    && !s.is_closed()
+                // The slot keeps its own handle on the shared gRPC connection while it is open.
+                if let Some(Sender::Grpc(c)) = self.own.take()
+                    && c.is_open()
                 {
-                    return Ok(Sender::H2(s.clone()));
+                    return Ok(Sender::Grpc(c));
+                }
+                let mut g = self.group.lock().await;
+                match g.as_ref() {
+                    Some(Sender::H2(s)) if !s.is_closed() => return Ok(Sender::H2(s.clone())),
+                    Some(Sender::Grpc(c)) if c.is_open() => return Ok(Sender::Grpc(c.clone())),
+                    _ => {}
                 }
                 let s = self.shared.connector.connect().await?;
-                if let Sender::H2(h) = &s {
-                    *g = Some(Sender::H2(h.clone()));
+                match &s {
+                    Sender::H2(h) => *g = Some(Sender::H2(h.clone())),
+                    Sender::Grpc(c) => *g = Some(Sender::Grpc(c.clone())),
+                    _ => {}
                 }
                 Ok(s)
             }
@@ -426,10 +465,34 @@ impl Slot {
     }
 
     fn keep(&mut self, s: Sender) {
-        if matches!(s, Sender::H1(_) | Sender::Lean(_)) {
+        if matches!(s, Sender::H1(_) | Sender::Lean(_) | Sender::Grpc(_)) {
             self.own = Some(s);
         }
     }
+}
+
+/// Runs `fut` until it ends or `at` passes (`None`). The timer is the slot's own and is moved
+/// only when it would fire too late; one armed for an earlier request that has since finished
+/// fires once and is then moved to `at`. Requests under one fixed timeout so re-arm the timer
+/// about once per timeout instead of registering and removing a timer for every request.
+async fn within<F: Future>(mut timer: Pin<&mut Sleep>, at: Instant, fut: F) -> Option<F::Output> {
+    if timer.deadline() > at {
+        timer.as_mut().reset(at);
+    }
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        while timer.as_mut().poll(cx).is_ready() {
+            if timer.deadline() >= at {
+                return Poll::Ready(None);
+            }
+            timer.as_mut().reset(at);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -109,8 +109,10 @@ pub fn frame(input: &MessageDescriptor, json: &str) -> Result<Bytes, String> {
 pub struct FrameCounter {
     /// Bytes still to skip of the current message (payload).
     left: u64,
-    /// Prefix bytes collected so far.
-    head: Vec<u8>,
+    /// Prefix bytes collected so far (a fixed array: no allocation per call).
+    head: [u8; 5],
+    /// How many of `head` are filled.
+    filled: usize,
     /// Complete messages seen.
     pub messages: u64,
 }
@@ -128,14 +130,14 @@ impl FrameCounter {
                 }
                 continue;
             }
-            let need = 5 - self.head.len();
-            let n = need.min(chunk.len());
-            self.head.extend_from_slice(&chunk[..n]);
+            let n = (5 - self.filled).min(chunk.len());
+            self.head[self.filled..self.filled + n].copy_from_slice(&chunk[..n]);
+            self.filled += n;
             chunk = &chunk[n..];
-            if self.head.len() == 5 {
+            if self.filled == 5 {
                 let len =
                     u32::from_be_bytes([self.head[1], self.head[2], self.head[3], self.head[4]]);
-                self.head.clear();
+                self.filled = 0;
                 if len == 0 {
                     self.messages += 1;
                 } else {

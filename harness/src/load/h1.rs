@@ -241,12 +241,5 @@ impl H1Conn {
 }
 
 fn io_kind(e: std::io::Error) -> ErrorKind {
-    use std::io::ErrorKind as K;
-    match e.kind() {
-        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
-            ErrorKind::Reset
-        }
-        K::TimedOut => ErrorKind::Timeout,
-        _ => ErrorKind::Other,
-    }
+    super::http::io_kind(&e)
 }

@@ -11,6 +11,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use super::grpc_conn::GrpcConn;
 use super::stats::{ErrorKind, Outcome};
 use super::tls;
 use crate::scenario::plan::Protocol;
@@ -23,6 +24,8 @@ pub enum Sender {
     H1(http1::SendRequest<Full<Bytes>>),
     /// HTTP/2: many concurrent streams; cloning the inner sender shares the connection.
     H2(http2::SendRequest<Full<Bytes>>),
+    /// gRPC (h2c or TLS) on the lean h2 client (see `grpc_conn`); clones share the connection.
+    Grpc(super::grpc_conn::GrpcConn),
 }
 
 /// Opens connections to one origin.
@@ -85,14 +88,19 @@ impl Connector {
             .await
             .map_err(|_| ErrorKind::Connect)?;
         let _ = tcp.set_nodelay(true);
+        let grpc = self.protocol == Protocol::Grpc;
         match (&self.tls, &self.server_name) {
             (Some(tls), Some(name)) => {
                 let stream = tls
                     .connect(name.clone(), tcp)
                     .await
                     .map_err(|_| ErrorKind::Connect)?;
+                if grpc {
+                    return GrpcConn::handshake(stream).await.map(Sender::Grpc);
+                }
                 self.handshake(TokioIo::new(stream)).await
             }
+            _ if grpc => GrpcConn::handshake(tcp).await.map(Sender::Grpc),
             _ => self.handshake(TokioIo::new(tcp)).await,
         }
     }
@@ -112,6 +120,7 @@ impl Connector {
                 });
                 Ok(Sender::H1(send))
             }
+            // gRPC never reaches here: `connect` hands it to the lean client.
             Protocol::Http2 | Protocol::Grpc => {
                 let (send, conn) = http2::Builder::new(TokioExecutor::new())
                     .initial_stream_window_size(1 << 20)
@@ -135,6 +144,7 @@ impl Sender {
             Sender::Lean(c) => c.is_open(),
             Sender::H1(s) => !s.is_closed(),
             Sender::H2(s) => !s.is_closed(),
+            Sender::Grpc(c) => c.is_open(),
         }
     }
 
@@ -145,7 +155,7 @@ impl Sender {
         abandon_after: Option<u64>,
     ) -> Exchange {
         let result = match self {
-            Sender::Lean(_) => return failed(ErrorKind::Other),
+            Sender::Lean(_) | Sender::Grpc(_) => return failed(ErrorKind::Other),
             Sender::H1(s) => {
                 if s.ready().await.is_err() {
                     return failed(ErrorKind::Reset);
@@ -198,95 +208,24 @@ impl Sender {
     }
 }
 
-/// What a gRPC call adds to an exchange: its response messages and when the first arrived.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StreamStats {
-    /// Response messages received.
-    pub messages: u64,
-    /// When the first response message was complete.
-    pub first_at: Option<tokio::time::Instant>,
-}
-
-impl Sender {
-    /// Sends a gRPC call and reads its response stream, counting messages; stops after
-    /// `abandon_after` messages if set. The outcome is the `grpc-status` code.
-    pub async fn exchange_grpc(
-        &mut self,
-        req: http::Request<Full<Bytes>>,
-        abandon_after: Option<u64>,
-        stream: &mut StreamStats,
-    ) -> Exchange {
-        let Sender::H2(s) = self else {
-            return failed(ErrorKind::Protocol);
-        };
-        if s.ready().await.is_err() {
-            return failed(ErrorKind::Reset);
-        }
-        let resp = match s.send_request(req).await {
-            Ok(r) => r,
-            Err(e) => return failed(classify(&e)),
-        };
-        let status_of = |h: &http::HeaderMap| {
-            h.get("grpc-status")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<i32>().ok())
-        };
-        if resp.status() != http::StatusCode::OK {
-            return Exchange {
-                outcome: Outcome::Http(resp.status().as_u16()),
-                bytes: 0,
-                reusable: true,
-            };
-        }
-        // A trailers-only answer carries the status in the headers.
-        let mut code = status_of(resp.headers());
-        let mut body = resp.into_body();
-        let mut counter = super::grpc::FrameCounter::default();
-        let mut bytes = 0u64;
-        while let Some(frame) = body.frame().await {
-            match frame {
-                Ok(f) => {
-                    if let Some(d) = f.data_ref() {
-                        bytes += d.len() as u64;
-                        counter.feed(d);
-                        stream.messages = counter.messages;
-                        if counter.messages > 0 && stream.first_at.is_none() {
-                            stream.first_at = Some(tokio::time::Instant::now());
-                        }
-                        if abandon_after.is_some_and(|n| counter.messages >= n) {
-                            // Dropping the body resets the stream: the client went away.
-                            return Exchange {
-                                outcome: Outcome::Grpc(0),
-                                bytes,
-                                reusable: true,
-                            };
-                        }
-                    } else if let Some(t) = f.trailers_ref() {
-                        code = status_of(t).or(code);
-                    }
-                }
-                Err(e) => {
-                    return Exchange {
-                        outcome: Outcome::Error(classify(&e)),
-                        bytes,
-                        reusable: true,
-                    };
-                }
-            }
-        }
-        Exchange {
-            outcome: code.map_or(Outcome::Error(ErrorKind::Protocol), Outcome::Grpc),
-            bytes,
-            reusable: true,
-        }
-    }
-}
-
-fn failed(kind: ErrorKind) -> Exchange {
+/// An exchange that got no response; its connection is not reused.
+pub(crate) fn failed(kind: ErrorKind) -> Exchange {
     Exchange {
         outcome: Outcome::Error(kind),
         bytes: 0,
         reusable: false,
+    }
+}
+
+/// Maps an I/O error to an error kind.
+pub fn io_kind(e: &std::io::Error) -> ErrorKind {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+            ErrorKind::Reset
+        }
+        K::TimedOut => ErrorKind::Timeout,
+        _ => ErrorKind::Other,
     }
 }
 
@@ -304,14 +243,7 @@ pub fn classify(e: &hyper::Error) -> ErrorKind {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind as K;
-            return match io.kind() {
-                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
-                    ErrorKind::Reset
-                }
-                K::TimedOut => ErrorKind::Timeout,
-                _ => ErrorKind::Other,
-            };
+            return io_kind(io);
         }
         if s.downcast_ref::<h2::Error>().is_some() {
             return ErrorKind::Protocol;

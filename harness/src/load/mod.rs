@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod grpc;
+pub mod grpc_conn;
 pub mod h1;
 pub mod http;
 pub mod reflection;

@@ -28,8 +28,18 @@ pub struct Prepared {
     grpc: Option<super::grpc::Method>,
     /// The encoded gRPC frame when the JSON body has no template.
     static_frame: Option<Bytes>,
+    /// gRPC: the headers that do not vary, built once and cloned per call.
+    grpc_head: Option<GrpcHead>,
     /// What the client does with the response.
     pub behaviour: Behaviour,
+}
+
+/// The fixed part of a gRPC call's head and the metadata templates filled per call.
+#[derive(Debug, Clone)]
+struct GrpcHead {
+    uri: Uri,
+    headers: http::HeaderMap,
+    templated: Vec<(HeaderName, Template)>,
 }
 
 /// The weighted mix and the origin it is sent to.
@@ -43,7 +53,6 @@ pub struct Mix {
     host: HeaderValue,
     prefix: String,
     absolute: bool,
-    grpc_timeout: HeaderValue,
 }
 
 impl Mix {
@@ -66,6 +75,11 @@ impl Mix {
         let mut cumulative = Vec::new();
         let mut total = 0u32;
         let absolute = plan.protocol != Protocol::Http1;
+        let grpc_timeout = HeaderValue::from_str(&format!(
+            "{}m",
+            plan.timeout.as_millis().clamp(1, 99_999_999)
+        ))
+        .unwrap_or(HeaderValue::from_static("10000m"));
         for r in &plan.requests {
             let mut p = prepare(r)?;
             if let Some(pool) = pool {
@@ -85,7 +99,10 @@ impl Mix {
                 if p.body.as_ref().is_none_or(|b| b.as_static().is_some()) {
                     p.static_frame = Some(frame);
                 }
-                p.static_uri = format!("{scheme}://{authority}{}", m.path).parse().ok();
+                let uri: Uri = format!("{scheme}://{authority}{}", m.path)
+                    .parse()
+                    .map_err(|e| LoadError::Plan(format!("request \"{}\": {e}", r.name)))?;
+                p.grpc_head = Some(grpc_head(&p, uri, &grpc_timeout)?);
                 p.method = Method::POST;
                 p.grpc = Some(m);
             } else if let Some(path) = p.path.as_static() {
@@ -127,11 +144,6 @@ impl Mix {
             authority,
             prefix,
             absolute,
-            grpc_timeout: HeaderValue::from_str(&format!(
-                "{}m",
-                plan.timeout.as_millis().clamp(1, 99_999_999)
-            ))
-            .unwrap_or(HeaderValue::from_static("10000m")),
         })
     }
 
@@ -147,6 +159,41 @@ impl Mix {
     /// True when the mix sends gRPC calls.
     pub fn is_grpc(&self) -> bool {
         self.items.iter().any(|p| p.grpc.is_some())
+    }
+
+    /// The head and length-prefixed message of gRPC call `i` for arrival `seq`: the fixed
+    /// headers and a static message are cloned (reference counts, no encoding); only
+    /// templates are filled and encoded per call.
+    pub fn grpc_call(
+        &self,
+        i: usize,
+        seq: u64,
+        rng: &mut SmallRng,
+        buf: &mut String,
+    ) -> Result<(http::Request<()>, Bytes), String> {
+        let p = &self.items[i];
+        let (Some(m), Some(head)) = (&p.grpc, &p.grpc_head) else {
+            return Err(format!("request \"{}\" is not a gRPC call", p.name));
+        };
+        let message = match (&p.static_frame, &p.body) {
+            (Some(f), _) => f.clone(),
+            (None, Some(t)) => {
+                t.fill(seq, rng, buf);
+                super::grpc::frame(&m.input, buf)?
+            }
+            (None, None) => super::grpc::frame(&m.input, "")?,
+        };
+        let mut req = http::Request::new(());
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = head.uri.clone();
+        *req.headers_mut() = head.headers.clone();
+        for (name, t) in &head.templated {
+            t.fill(seq, rng, buf);
+            let v = HeaderValue::from_str(buf)
+                .map_err(|e| format!("header {name}: \"{buf}\" is not a valid value: {e}"))?;
+            req.headers_mut().append(name.clone(), v);
+        }
+        Ok((req, message))
     }
 
     /// The compiled request kind `i`.
@@ -199,14 +246,9 @@ impl Mix {
                 })?
             }
         };
-        let body = match (&p.grpc, &p.static_frame, &p.static_body, &p.body) {
-            (Some(_), Some(f), _, _) => f.clone(),
-            (Some(m), None, _, Some(t)) => {
-                t.fill(seq, rng, buf);
-                super::grpc::frame(&m.input, buf)?
-            }
-            (_, _, Some(b), _) => b.clone(),
-            (_, _, None, Some(t)) => {
+        let body = match (&p.static_body, &p.body) {
+            (Some(b), _) => b.clone(),
+            (None, Some(t)) => {
                 t.fill(seq, rng, buf);
                 Bytes::from(buf.clone())
             }
@@ -219,14 +261,6 @@ impl Mix {
         if !self.absolute {
             h.insert(http::header::HOST, self.host.clone());
         }
-        if p.grpc.is_some() {
-            h.insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/grpc"),
-            );
-            h.insert(http::header::TE, HeaderValue::from_static("trailers"));
-            h.insert("grpc-timeout", self.grpc_timeout.clone());
-        }
         for (name, t) in &p.headers {
             t.fill(seq, rng, buf);
             let v = HeaderValue::from_str(buf)
@@ -235,6 +269,38 @@ impl Mix {
         }
         Ok(req)
     }
+}
+
+/// The fixed gRPC headers of `p` (content type, `te`, deadline, static metadata).
+fn grpc_head(p: &Prepared, uri: Uri, timeout: &HeaderValue) -> Result<GrpcHead, LoadError> {
+    let mut headers = http::HeaderMap::with_capacity(4 + p.headers.len());
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    // The deadline travels with the call, so the server can give up when the client does.
+    headers.insert("grpc-timeout", timeout.clone());
+    let mut templated = Vec::new();
+    for (name, t) in &p.headers {
+        match t.as_static() {
+            Some(v) => {
+                let v = HeaderValue::from_str(v).map_err(|e| {
+                    LoadError::Plan(format!(
+                        "request \"{}\": header {name}: \"{v}\" is not a valid value: {e}",
+                        p.name
+                    ))
+                })?;
+                headers.append(name.clone(), v);
+            }
+            None => templated.push((name.clone(), t.clone())),
+        }
+    }
+    Ok(GrpcHead {
+        uri,
+        headers,
+        templated,
+    })
 }
 
 /// Serialises one HTTP/1.1 request (origin-form target, Host, Content-Length) into `out`.
@@ -317,6 +383,7 @@ fn prepare(r: &RequestSpec) -> Result<Prepared, LoadError> {
         static_raw: None,
         grpc: None,
         static_frame: None,
+        grpc_head: None,
         behaviour: r.behaviour.clone(),
     })
 }

@@ -84,7 +84,12 @@ pub struct Stats {
     // Fixed slots for the hot path; turned into the maps at window close.
     http_class: [u64; 6],
     error_kind: [u64; 6],
+    /// gRPC codes 0..=16, and one slot for any other code.
+    grpc_code: [u64; GRPC_SLOTS],
 }
+
+/// Slots for the 17 defined gRPC codes plus one for the rest.
+const GRPC_SLOTS: usize = 18;
 
 impl Default for Stats {
     fn default() -> Self {
@@ -115,6 +120,7 @@ impl Stats {
             messages: 0,
             http_class: [0; 6],
             error_kind: [0; 6],
+            grpc_code: [0; GRPC_SLOTS],
         }
     }
 
@@ -131,7 +137,8 @@ impl Stats {
         match outcome {
             Outcome::Http(code) => self.http_class[(code / 100).min(5) as usize] += 1,
             Outcome::Grpc(code) => {
-                *self.status.entry(grpc_code_name(code).into()).or_default() += 1
+                self.grpc_code
+                    [usize::try_from(code).map_or(GRPC_SLOTS - 1, |c| c.min(GRPC_SLOTS - 1))] += 1
             }
             Outcome::Error(kind) => self.error_kind[kind as usize] += 1,
         }
@@ -160,6 +167,15 @@ impl Stats {
                     format!("{class}xx")
                 };
                 *self.status.entry(name).or_default() += *n;
+                *n = 0;
+            }
+        }
+        for (code, n) in self.grpc_code.iter_mut().enumerate() {
+            if *n > 0 {
+                *self
+                    .status
+                    .entry(grpc_code_name(code as i32).into())
+                    .or_default() += *n;
                 *n = 0;
             }
         }
@@ -200,6 +216,9 @@ impl Stats {
         for i in 0..6 {
             self.http_class[i] += other.http_class[i];
             self.error_kind[i] += other.error_kind[i];
+        }
+        for i in 0..GRPC_SLOTS {
+            self.grpc_code[i] += other.grpc_code[i];
         }
     }
 

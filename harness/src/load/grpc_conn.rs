@@ -1,0 +1,188 @@
+//! A lean gRPC client on the `h2` crate, the hot path of every gRPC run (h2c and TLS).
+//!
+//! hyper's HTTP/2 client hands each request through a channel to its connection task and pipes
+//! the body from a second task, so HEADERS and DATA leave in two writes (two packets the
+//! server must read) and every call pays for the hand-offs. Here the calling task opens the
+//! stream and queues HEADERS and the whole length-prefixed message before the connection task
+//! runs, so both go out in one write; the response is read straight from h2's stream.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use h2::client::SendRequest;
+use h2::{RecvStream, SendStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::grpc::FrameCounter;
+use super::http::{Exchange, failed};
+use super::stats::{ErrorKind, Outcome};
+
+/// Per-stream receive window: large enough that a streaming response rarely waits for a
+/// WINDOW_UPDATE, and updates (extra writes) stay rare.
+const STREAM_WINDOW: u32 = 1 << 20;
+/// Per-connection receive window, shared by all streams of the connection.
+const CONNECTION_WINDOW: u32 = 1 << 24;
+
+/// What a gRPC call adds to an exchange: its response messages and when the first arrived.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamStats {
+    /// Response messages received.
+    pub messages: u64,
+    /// When the first response message was complete.
+    pub first_at: Option<tokio::time::Instant>,
+}
+
+/// One HTTP/2 connection carrying gRPC calls; clones share it (one per stream slot).
+pub struct GrpcConn {
+    send: SendRequest<Bytes>,
+    /// Set when the connection task ends (peer closed, GOAWAY, I/O error).
+    closed: Arc<AtomicBool>,
+    /// The last call's stream, ended cleanly. Dropping the last handle on a closed h2
+    /// stream wakes the connection task to clean it up; dropping it right after the next
+    /// call is queued folds that wake-up into the one the new call needs anyway.
+    parked: Option<(RecvStream, SendStream<Bytes>)>,
+}
+
+impl Clone for GrpcConn {
+    fn clone(&self) -> Self {
+        Self {
+            send: self.send.clone(),
+            closed: self.closed.clone(),
+            parked: None,
+        }
+    }
+}
+
+impl GrpcConn {
+    /// Completes the HTTP/2 handshake on `io` (TCP or TLS) and spawns the connection task;
+    /// must run on a `LocalSet` (the engine's workers do).
+    pub async fn handshake<T>(io: T) -> Result<Self, ErrorKind>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (send, conn) = h2::client::Builder::new()
+            .initial_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .handshake::<_, Bytes>(io)
+            .await
+            .map_err(|_| ErrorKind::Connect)?;
+        let closed = Arc::new(AtomicBool::new(false));
+        let flag = closed.clone();
+        // On the worker's LocalSet, next to the calls: waking each other stays on one queue.
+        tokio::task::spawn_local(async move {
+            let _ = conn.await;
+            flag.store(true, Ordering::Release);
+        });
+        Ok(Self {
+            send,
+            closed,
+            parked: None,
+        })
+    }
+
+    /// False once the connection is gone.
+    pub fn is_open(&self) -> bool {
+        !self.closed.load(Ordering::Acquire)
+    }
+
+    /// Sends one call (`head` plus the encoded `message`) and reads its response stream,
+    /// counting messages; stops after `abandon_after` messages if set (dropping the stream
+    /// resets it, as a client that goes away does). The outcome is the `grpc-status` code.
+    pub async fn call(
+        &mut self,
+        head: http::Request<()>,
+        message: Bytes,
+        abandon_after: Option<u64>,
+        stream: &mut StreamStats,
+    ) -> Exchange {
+        let previous = self.parked.take();
+        if poll_fn(|cx| self.send.poll_ready(cx)).await.is_err() {
+            // The connection refuses new streams (GOAWAY, closed): the next call reconnects
+            // instead of trying it again while its task drains.
+            self.closed.store(true, Ordering::Release);
+            return failed(ErrorKind::Reset);
+        }
+        let (response, mut body_tx) = match self.send.send_request(head, false) {
+            Ok(x) => x,
+            Err(e) => {
+                if e.is_go_away() || e.is_io() {
+                    self.closed.store(true, Ordering::Release);
+                }
+                return failed(classify(&e));
+            }
+        };
+        if let Err(e) = body_tx.send_data(message, true) {
+            return failed(classify(&e));
+        }
+        drop(previous);
+        let response = match response.await {
+            Ok(r) => r,
+            Err(e) => return failed(classify(&e)),
+        };
+        if response.status() != http::StatusCode::OK {
+            return done(Outcome::Http(response.status().as_u16()), 0);
+        }
+        // A trailers-only answer carries the status in the headers.
+        let mut code = status_of(response.headers());
+        let mut body = response.into_body();
+        let mut counter = FrameCounter::default();
+        let mut bytes = 0u64;
+        while let Some(chunk) = body.data().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => return done(Outcome::Error(classify(&e)), bytes),
+            };
+            // Hand the window back at once: the data is consumed here.
+            let _ = body.flow_control().release_capacity(chunk.len());
+            bytes += chunk.len() as u64;
+            counter.feed(&chunk);
+            stream.messages = counter.messages;
+            if counter.messages > 0 && stream.first_at.is_none() {
+                stream.first_at = Some(tokio::time::Instant::now());
+            }
+            if abandon_after.is_some_and(|n| counter.messages >= n) {
+                return done(Outcome::Grpc(0), bytes);
+            }
+        }
+        match body.trailers().await {
+            Ok(Some(t)) => code = status_of(&t).or(code),
+            Ok(None) => {}
+            Err(e) => return done(Outcome::Error(classify(&e)), bytes),
+        }
+        // Both directions have ended: keeping the handles sends nothing and holds no window.
+        self.parked = Some((body, body_tx));
+        done(
+            code.map_or(Outcome::Error(ErrorKind::Protocol), Outcome::Grpc),
+            bytes,
+        )
+    }
+}
+
+fn status_of(h: &http::HeaderMap) -> Option<i32> {
+    h.get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+}
+
+/// A finished call; the connection stays usable (a stream's end or reset does not close it).
+fn done(outcome: Outcome, bytes: u64) -> Exchange {
+    Exchange {
+        outcome,
+        bytes,
+        reusable: true,
+    }
+}
+
+/// Maps an h2 error to an error kind: I/O by its kind, resets and GOAWAY as resets.
+fn classify(e: &h2::Error) -> ErrorKind {
+    if let Some(io) = e.get_io() {
+        return super::http::io_kind(io);
+    }
+    match e.reason() {
+        Some(h2::Reason::PROTOCOL_ERROR | h2::Reason::COMPRESSION_ERROR) => ErrorKind::Protocol,
+        _ if e.is_reset() || e.is_go_away() => ErrorKind::Reset,
+        _ => ErrorKind::Protocol,
+    }
+}
