@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
+use super::dispatch::dispatch;
 use super::grpc_conn::StreamStats;
 use super::http::{Connector, Sender};
 use super::request::Mix;
@@ -117,47 +118,6 @@ impl Local {
             stats.record_stream(s.messages, s.first_at.map(|f| f - from));
         }
         self.completed.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// How early a job may be handed out. tokio's timer has 1 ms resolution and always wakes late;
-/// waking up to 1 ms early instead keeps the driver's own wake-up delay out of the corrected
-/// latency (a job sent early is timed from its actual send).
-pub const EARLY: Duration = Duration::from_millis(1);
-
-/// Pushes this worker's arrivals into the queue at their intended times; counts drops.
-pub(crate) async fn dispatch(
-    local: &Local,
-    schedule: Schedule,
-    start: Instant,
-    max_queue: usize,
-    cancel: &CancellationToken,
-) {
-    let sleep = tokio::time::sleep_until(start);
-    tokio::pin!(sleep);
-    for a in schedule {
-        let intended = start + a.at;
-        let due = intended.checked_sub(EARLY).unwrap_or(intended);
-        if due > Instant::now() {
-            sleep.as_mut().reset(due);
-            tokio::select! {
-                _ = &mut sleep => {}
-                _ = cancel.cancelled() => break,
-            }
-        }
-        let mut stats = local.stats.borrow_mut();
-        stats.planned += 1;
-        let mut q = local.queue.borrow_mut();
-        if q.len() >= max_queue {
-            stats.dropped += 1;
-        } else {
-            q.push_back(Job {
-                seq: a.seq,
-                intended,
-            });
-            drop(q);
-            local.notify.notify_one();
-        }
     }
 }
 
@@ -493,108 +453,4 @@ async fn within<F: Future>(mut timer: Pin<&mut Sleep>, at: Instant, fut: F) -> O
         Poll::Pending
     })
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::scenario::plan::{Arrivals, Phase, PhaseKind};
-
-    /// Dispatches `phases` under tokio's paused clock and returns (intended, taken) offsets.
-    async fn dispatched(phases: &[Phase]) -> Vec<(Duration, Duration)> {
-        let local = Local::new(Arc::new(AtomicU64::new(0)));
-        let start = Instant::now();
-        let schedule = Schedule::new(phases, Arrivals::Uniform, 0, 0, 1);
-        let consumer = {
-            let local = local.clone();
-            tokio::task::spawn_local(async move {
-                let mut seen = Vec::new();
-                while let Some(job) = local.next_job().await {
-                    seen.push((job.intended - start, Instant::now() - start));
-                }
-                seen
-            })
-        };
-        dispatch(
-            &local,
-            schedule,
-            start,
-            usize::MAX,
-            &CancellationToken::new(),
-        )
-        .await;
-        local.closing.set(true);
-        local.notify.notify_waiters();
-        consumer.await.unwrap()
-    }
-
-    fn phase(kind: PhaseKind, secs: u64, rate: Rate) -> Phase {
-        Phase {
-            kind,
-            duration: Duration::from_secs(secs),
-            rate,
-        }
-    }
-
-    fn check(phases: &[Phase], expected: usize, at: impl Fn(usize) -> f64) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        let seen = tokio::task::LocalSet::new().block_on(&rt, dispatched(phases));
-        assert_eq!(seen.len(), expected);
-        for (i, (intended, taken)) in seen.iter().enumerate() {
-            let want = Duration::from_secs_f64(at(i));
-            assert!(
-                intended.abs_diff(want) < Duration::from_micros(1),
-                "#{i}: {intended:?} vs {want:?}"
-            );
-            // Never late, and never more than EARLY ahead of the intended time.
-            assert!(
-                taken <= intended && *intended - *taken <= EARLY,
-                "#{i}: taken {taken:?}, intended {intended:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn constant_rate_under_paused_clock() {
-        check(
-            &[phase(PhaseKind::Steady, 3, Rate::Constant { rps: 100.0 })],
-            300,
-            |i| i as f64 / 100.0,
-        );
-    }
-
-    #[test]
-    fn ramp_under_paused_clock() {
-        // 0 → 100 req/s over 4 s: N(t) = 12.5 t², 200 arrivals, the i-th at sqrt(i / 12.5).
-        check(
-            &[phase(
-                PhaseKind::Ramp,
-                4,
-                Rate::Ramp {
-                    from: 0.0,
-                    to: 100.0,
-                },
-            )],
-            200,
-            |i| (i as f64 / 12.5).sqrt(),
-        );
-    }
-
-    #[test]
-    fn steps_under_paused_clock() {
-        let p = [
-            phase(PhaseKind::Warmup, 1, Rate::Constant { rps: 10.0 }),
-            phase(PhaseKind::Steady, 1, Rate::Constant { rps: 50.0 }),
-            phase(PhaseKind::Spike, 1, Rate::Constant { rps: 200.0 }),
-        ];
-        check(&p, 260, |i| match i {
-            0..10 => i as f64 / 10.0,
-            10..60 => 1.0 + (i - 10) as f64 / 50.0,
-            _ => 2.0 + (i - 60) as f64 / 200.0,
-        });
-    }
 }

@@ -1,6 +1,7 @@
 //! load: the open-loop engine. A schedule of intended send times, worker threads that own their
 //! connections, per-window HdrHistograms (corrected and uncorrected) merged by a collector.
 
+pub mod dispatch;
 pub mod engine;
 pub mod grpc;
 pub mod grpc_conn;
