@@ -261,11 +261,11 @@ pub fn outcome(o: &RunOutcome) -> String {
     if let Some(e) = &o.summary.target_exit {
         out.push_str(&format!("Target died at {:.1} s: {}\n", e.t, e.cause));
     }
-    if let Some(r) = &o.load {
+    if let Some(r) = &o.summary.load {
         out.push_str(&load_report(r));
         out.push('\n');
     }
-    if let Some(v) = &o.verdict {
+    if let Some(v) = &o.summary.verdict {
         out.push_str(&verdict(v));
         out.push('\n');
     }
@@ -275,7 +275,7 @@ pub fn outcome(o: &RunOutcome) -> String {
         o.summary.exit_reason,
         o.run_dir.display()
     ));
-    if let Some(r) = &o.load {
+    if let Some(r) = &o.summary.load {
         out.push_str(&format!(
             "rps={:.1} p50_ms={:.3} p99_ms={:.3} errors={} total={} secs={:.3}\n",
             r.completed as f64 / r.elapsed.max(1e-9),

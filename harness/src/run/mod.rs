@@ -64,12 +64,8 @@ pub struct RunOutcome {
     pub exit: ExitCode,
     /// The run folder.
     pub run_dir: PathBuf,
-    /// The summary as written.
+    /// The summary as written: with the load report and the verdict, when there were any.
     pub summary: Summary,
-    /// The verdict, when one was reached.
-    pub verdict: Option<verdict::Verdict>,
-    /// The load report, when the load ran.
-    pub load: Option<load::LoadReport>,
 }
 
 /// Called for every closed load window.
@@ -281,8 +277,8 @@ pub fn execute(plan: &Plan, mut opts: RunOptions) -> Result<RunOutcome, RunError
     let exit = exit_code(facts);
     let mut summary = base_summary(plan, &started_at, target.pid(), exit);
     summary.target_exit = died;
-    summary.load = load_report.clone();
-    summary.verdict = verdict.clone();
+    summary.load = load_report;
+    summary.verdict = verdict;
     summary.last_samples = samples_vec.iter().rev().take(5).rev().cloned().collect();
     summary
         .write(&run_dir)
@@ -292,8 +288,6 @@ pub fn execute(plan: &Plan, mut opts: RunOptions) -> Result<RunOutcome, RunError
         exit,
         run_dir,
         summary,
-        verdict,
-        load: load_report,
     })
 }
 
