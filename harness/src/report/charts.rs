@@ -5,6 +5,7 @@ use super::run_data::RunData;
 use super::svg::{Band, Chart, Marker, Series, YUnit};
 use crate::run::steady_spans;
 use crate::scenario::plan::PhaseKind;
+use crate::verdict::series::in_steady;
 use crate::verdict::{GateKind, GateResult};
 
 const SIGNAL: &str = "#1f77b4";
@@ -121,14 +122,11 @@ fn fit_lines(
         return (None, None, None);
     };
     let spans = steady_spans(&run.summary.plan.load);
-    let in_steady = |t: f64| {
-        if spans.is_empty() {
-            t >= 0.0
-        } else {
-            spans.iter().any(|(a, b)| t >= *a && t <= *b)
-        }
-    };
-    let steady: Vec<(f64, f64)> = points.iter().copied().filter(|p| in_steady(p.0)).collect();
+    let steady: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|p| in_steady(&spans, p.0))
+        .collect();
     let (Some(first), Some(last)) = (steady.first(), steady.last()) else {
         return (None, None, None);
     };
@@ -184,8 +182,8 @@ fn fit_lines(
 fn steady_rate(run: &RunData, spans: &[(f64, f64)]) -> Option<f64> {
     let (mut n, mut secs) = (0u64, 0.0);
     for w in &run.windows {
-        let mid = (w.start + w.end) / 2.0;
-        if spans.is_empty() || spans.iter().any(|(a, b)| mid >= *a && mid <= *b) {
+        // Windows start at the load's start, so their midpoints are never before it.
+        if in_steady(spans, (w.start + w.end) / 2.0) {
             n += w.completed;
             secs += w.end - w.start;
         }

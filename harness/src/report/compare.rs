@@ -5,6 +5,7 @@
 
 use std::fmt::Write;
 
+use super::markdown::cell;
 use super::run_data::RunData;
 use super::words;
 use crate::verdict::{GateKind, GateResult};
@@ -241,9 +242,9 @@ pub fn render(c: &Comparison) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} |",
-            r.name.replace('|', "\\|"),
-            r.base.replace('|', "\\|"),
-            r.new.replace('|', "\\|"),
+            cell(&r.name),
+            cell(&r.base),
+            cell(&r.new),
             r.change,
             if r.regressed { "❌" } else { "" }
         );

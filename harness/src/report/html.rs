@@ -35,7 +35,7 @@ pre{background:#f6f8fa;padding:10px;overflow:auto;font-size:12px}details{margin:
 pub fn render(run: &RunData) -> String {
     let s = &run.summary;
     let mut h = String::with_capacity(64 * 1024);
-    let (class, word) = badge(s.exit_code);
+    let (word, class, _) = words::headline(s.exit_code);
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -81,18 +81,6 @@ pub fn render(run: &RunData) -> String {
     );
     h.push_str("</body></html>\n");
     h
-}
-
-/// Badge class and word for an exit code.
-fn badge(code: i32) -> (&'static str, &'static str) {
-    match code {
-        0 => ("pass", "PASS"),
-        1 => ("fail", "FAIL"),
-        2 => ("inconclusive", "INCONCLUSIVE"),
-        3 => ("died", "TARGET DIED"),
-        4 => ("behind", "DRIVER FELL BEHIND"),
-        _ => ("fail", "ERROR"),
-    }
 }
 
 fn gates(h: &mut String, run: &RunData) {

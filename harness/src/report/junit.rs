@@ -10,6 +10,7 @@ use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, Te
 
 use super::run_data::RunData;
 use super::words;
+use crate::load::LoadReport;
 use crate::verdict::{GateResult, Outcome};
 
 /// Renders the JUnit XML of a run.
@@ -31,8 +32,8 @@ pub fn render(run: &RunData) -> String {
     ]);
 
     let mut cases = vec![survived(run)];
-    if s.load.is_some() {
-        cases.push(held_rate(run));
+    if let Some(l) = &s.load {
+        cases.push(held_rate(l));
     }
     for g in s.verdict.iter().flat_map(|v| v.gates.iter()) {
         cases.push(gate_case(g));
@@ -100,10 +101,7 @@ fn survived(run: &RunData) -> TestCase {
 }
 
 /// "the driver held the planned rate": a run that fell behind measured less than it claims.
-fn held_rate(run: &RunData) -> TestCase {
-    let Some(l) = &run.summary.load else {
-        return TestCase::new("driver held the planned rate", TestCaseStatus::skipped());
-    };
+fn held_rate(l: &LoadReport) -> TestCase {
     let line = format!(
         "sent {:.1} req/s of {:.1} planned ({} dropped)",
         l.achieved_rate, l.planned_rate, l.dropped

@@ -12,14 +12,7 @@ use crate::verdict::Outcome;
 pub fn render(run: &RunData, html_name: &str) -> String {
     let s = &run.summary;
     let mut out = String::new();
-    let (mark, word) = match s.exit_code {
-        0 => ("✅", "PASS"),
-        1 => ("❌", "FAIL"),
-        2 => ("⚠️", "INCONCLUSIVE"),
-        3 => ("💥", "TARGET DIED"),
-        4 => ("🐢", "DRIVER FELL BEHIND"),
-        _ => ("⛔", "ERROR"),
-    };
+    let (word, _, mark) = words::headline(s.exit_code);
     let _ = writeln!(
         out,
         "### {mark} leakgate `{}`: {word} (exit {})\n",
@@ -106,6 +99,6 @@ fn one_line(s: &str) -> String {
 }
 
 /// A table cell: one line, pipes escaped.
-fn cell(s: &str) -> String {
+pub fn cell(s: &str) -> String {
     one_line(s).replace('|', "\\|")
 }

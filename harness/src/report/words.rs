@@ -32,15 +32,33 @@ pub fn value(v: f64, unit: &str) -> String {
     }
 }
 
+/// How a run ended, as the reports headline it: the word, the HTML badge's CSS class and the
+/// Markdown mark, by exit code.
+pub fn headline(exit_code: i32) -> (&'static str, &'static str, &'static str) {
+    match exit_code {
+        0 => ("PASS", "pass", "✅"),
+        1 => ("FAIL", "fail", "❌"),
+        2 => ("INCONCLUSIVE", "inconclusive", "⚠️"),
+        3 => ("TARGET DIED", "died", "💥"),
+        4 => ("DRIVER FELL BEHIND", "behind", "🐢"),
+        _ => ("ERROR", "fail", "⛔"),
+    }
+}
+
+/// Bytes or a count: the unit of a signal gate's figures.
+fn signal_unit(g: &GateResult) -> SignalUnit {
+    if g.unit.starts_with("bytes") {
+        SignalUnit::Bytes
+    } else {
+        SignalUnit::Count
+    }
+}
+
 /// The slope of a gate per request (or per second when no request counts exist), with its
 /// interval: `1.16 KiB/request (95 % CI 1.1–1.2 KiB/request)`; `None` for gates without a slope.
 pub fn slope(g: &GateResult) -> Option<String> {
     let s = g.slope?;
-    let unit = if g.unit.starts_with("bytes") {
-        SignalUnit::Bytes
-    } else {
-        SignalUnit::Count
-    };
+    let unit = signal_unit(g);
     Some(
         match (s.per_request, s.ci_low_per_request, s.ci_high_per_request) {
             (Some(v), Some(lo), Some(hi)) => format::rate_ci(v, lo, hi, unit, "request", 0.95),
@@ -59,11 +77,7 @@ pub fn slope(g: &GateResult) -> Option<String> {
 /// The slope per minute, the figure people compare with dashboards: `+136 MiB/min`.
 pub fn per_minute(g: &GateResult) -> Option<String> {
     let s = g.slope?;
-    let unit = if g.unit.starts_with("bytes") {
-        SignalUnit::Bytes
-    } else {
-        SignalUnit::Count
-    };
+    let unit = signal_unit(g);
     let sign = if s.per_minute >= 0.0 { "+" } else { "" };
     Some(format!("{sign}{}", format::rate(s.per_minute, unit, "min")))
 }

@@ -45,6 +45,16 @@ pub enum SeriesError {
     },
 }
 
+/// Whether `t` (seconds since load start) lies in the steady spans; an empty list means the
+/// whole run (t ≥ 0).
+pub fn in_steady(steady: &[(f64, f64)], t: f64) -> bool {
+    if steady.is_empty() {
+        t >= 0.0
+    } else {
+        steady.iter().any(|&(a, b)| t >= a && t <= b)
+    }
+}
+
 /// Keeps steady samples carrying `signal`, drops `warmup_share` of the work and an early level
 /// shift. An empty `steady` list means the whole run (samples at t ≥ 0).
 pub fn prepare(
@@ -53,16 +63,12 @@ pub fn prepare(
     signal: &str,
     warmup_share: f64,
 ) -> Result<Steady, SeriesError> {
-    let in_steady = |t: f64| {
-        if steady.is_empty() {
-            t >= 0.0
-        } else {
-            steady.iter().any(|&(a, b)| t >= a && t <= b)
-        }
-    };
     let mut seen = 0;
     let mut pts: Vec<(f64, u64, f64)> = Vec::new();
-    for s in samples.iter().filter(|s| s.t.is_finite() && in_steady(s.t)) {
+    for s in samples
+        .iter()
+        .filter(|s| s.t.is_finite() && in_steady(steady, s.t))
+    {
         seen += 1;
         if let Some(&v) = s.signals.get(signal)
             && v.is_finite()
