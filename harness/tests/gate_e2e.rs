@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+mod runs;
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn scenario(name: &str) -> PathBuf {
@@ -74,14 +76,7 @@ fn check_reports(dir: &Path, summary: &serde_json::Value) {
             "leakgate report rewrote {name} differently"
         );
     }
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/summary.schema.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
+    let validator = runs::summary_validator();
     let errors: Vec<String> = validator
         .iter_errors(summary)
         .map(|e| format!("{} at {}", e, e.instance_path()))

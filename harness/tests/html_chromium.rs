@@ -3,15 +3,12 @@
 //! network off. The DOM it built must hold every chart, and the screenshot must show the signal
 //! lines and the verdict badge in their colours. Screenshots stay in the target folder for people.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-fn stored(run: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/runs")
-        .join(run)
-}
+mod runs;
+use runs::stored;
 
 /// Runs headless Chromium with `args` on `page`; `None` when Chromium is not installed.
 fn chromium(page: &Path, args: &[String]) -> Option<Output> {

@@ -5,14 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod runs;
+use runs::{stored, summary_validator};
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn stored(run: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/runs")
-        .join(run)
 }
 
 fn leakgate(args: &[&std::ffi::OsStr]) -> (i32, String) {
@@ -86,17 +83,9 @@ fn summary_schema_is_the_committed_one() {
     );
 }
 
-fn schema_validator() -> jsonschema::Validator {
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("harness/schema/summary.schema.json")).unwrap(),
-    )
-    .unwrap();
-    jsonschema::validator_for(&schema).expect("the committed schema is a valid JSON Schema")
-}
-
 #[test]
 fn stored_summaries_validate_against_the_schema() {
-    let v = schema_validator();
+    let v = summary_validator();
     for run in ["clean", "leaky", "slow"] {
         let s: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(stored(run).join("summary.json")).unwrap(),
