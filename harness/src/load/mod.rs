@@ -6,6 +6,8 @@ pub mod engine;
 pub mod grpc;
 pub mod grpc_conn;
 pub mod h1;
+pub mod h2wire;
+pub mod hpack;
 pub mod http;
 pub mod reflection;
 pub mod request;
