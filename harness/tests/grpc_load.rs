@@ -1,5 +1,7 @@
 //! gRPC through the engine against the real grpc-target: methods from .proto, protoset and
-//! reflection; unary and server-streaming calls; abandoned streams seen server-side.
+//! reflection; unary and server-streaming calls; abandoned streams seen server-side. Each test
+//! runs on multiplexed connections (the `h2` crate) and on single-call connections (the lean
+//! h2c client), since both carry real runs.
 
 mod common;
 
@@ -70,11 +72,15 @@ fn proto_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets/proto")
 }
 
+/// Streams per connection the tests run with: 4 (shared `h2` connections), 1 (lean client).
+const STREAMS: [usize; 2] = [4, 1];
+
 fn grpc_plan(
     t: &Target,
     method: &str,
     body: &str,
     g: Option<GrpcPlan>,
+    streams: usize,
 ) -> leakgate::scenario::plan::LoadPlan {
     let mut p = common::plan(
         &format!("http://{}", t.grpc),
@@ -84,7 +90,9 @@ fn grpc_plan(
         2,
     );
     p.protocol = Protocol::Grpc;
-    p.streams_per_connection = 4;
+    // Eight call slots either way.
+    p.connections = 8 / streams;
+    p.streams_per_connection = streams;
     p.requests[0].body = Some(body.into());
     p.grpc = g;
     p
@@ -102,12 +110,19 @@ fn protos() -> Option<GrpcPlan> {
 
 #[test]
 fn unary_via_proto_protoset_and_reflection() {
+    for streams in STREAMS {
+        unary_via(streams);
+    }
+}
+
+fn unary_via(streams: usize) {
     let t = start(&["--leak", "unbounded-cache"]);
     let (r, _) = common::run(&grpc_plan(
         &t,
         "leakgate.target.v1.Target/Get",
         r#"{"key": "p{{seq}}"}"#,
         protos(),
+        streams,
     ));
     assert_eq!(r.status.get("OK"), Some(&200), "{r:?}");
     let dir = tempfile::tempdir().unwrap();
@@ -132,6 +147,7 @@ fn unary_via_proto_protoset_and_reflection() {
         "/leakgate.target.v1.Target/Get",
         r#"{"key": "s{{seq}}"}"#,
         Some(g),
+        streams,
     ));
     assert_eq!(r.status.get("OK"), Some(&200), "{r:?}");
     let (r, _) = common::run(&grpc_plan(
@@ -139,6 +155,7 @@ fn unary_via_proto_protoset_and_reflection() {
         "leakgate.target.v1.Target/Get",
         r#"{"key": "r{{seq}}"}"#,
         None,
+        streams,
     ));
     assert_eq!(r.status.get("OK"), Some(&200), "{r:?}");
     // Three distinct key families reached the server's cache.
@@ -147,12 +164,19 @@ fn unary_via_proto_protoset_and_reflection() {
 
 #[test]
 fn abandoned_streams_are_seen_server_side() {
+    for streams in STREAMS {
+        abandoned_seen(streams);
+    }
+}
+
+fn abandoned_seen(streams: usize) {
     let t = start(&["--leak", "leaked-tasks"]);
     let mut p = grpc_plan(
         &t,
         "leakgate.target.v1.Target/Watch",
         r#"{"key": "w{{seq}}"}"#,
         protos(),
+        streams,
     );
     p.requests[0].behaviour.abandon_after = Some(1);
     let (r, _) = common::run(&p);
@@ -170,6 +194,7 @@ fn abandoned_streams_are_seen_server_side() {
         "leakgate.target.v1.Target/Watch",
         r#"{"key": "w{{seq}}"}"#,
         protos(),
+        streams,
     );
     p.requests[0].behaviour.abandon_after = Some(1);
     let (r, _) = common::run(&p);
@@ -181,12 +206,14 @@ fn abandoned_streams_are_seen_server_side() {
 
 #[test]
 fn bad_method_and_bad_json_are_plan_errors() {
+    let streams = 1;
     let t = start(&[]);
     let e = leakgate::load::prepare(&grpc_plan(
         &t,
         "leakgate.target.v1.Target/Nope",
         "{}",
         protos(),
+        streams,
     ))
     .err()
     .unwrap();
@@ -194,7 +221,7 @@ fn bad_method_and_bad_json_are_plan_errors() {
         e.is_plan_error() && e.to_string().contains("has no method \"Nope\""),
         "{e}"
     );
-    let e = leakgate::load::prepare(&grpc_plan(&t, "x.Y/Get", "{}", protos()))
+    let e = leakgate::load::prepare(&grpc_plan(&t, "x.Y/Get", "{}", protos(), streams))
         .err()
         .unwrap();
     assert!(
@@ -206,6 +233,7 @@ fn bad_method_and_bad_json_are_plan_errors() {
         "leakgate.target.v1.Target/Get",
         r#"{"kee": 1}"#,
         protos(),
+        streams,
     ))
     .err()
     .unwrap();
@@ -224,7 +252,7 @@ fn bad_method_and_bad_json_are_plan_errors() {
         reflection: false,
         streaming: false,
     };
-    let e = leakgate::load::prepare(&grpc_plan(&t, "a.B/C", "{}", Some(g)))
+    let e = leakgate::load::prepare(&grpc_plan(&t, "a.B/C", "{}", Some(g), streams))
         .err()
         .unwrap();
     assert!(
@@ -235,6 +263,12 @@ fn bad_method_and_bad_json_are_plan_errors() {
 
 #[test]
 fn whole_streams_are_read_to_their_end() {
+    for streams in STREAMS {
+        whole_streams(streams);
+    }
+}
+
+fn whole_streams(streams: usize) {
     // Fixed Watch: one event at once, then the stream ends after --task-timeout.
     let t = start(&["--task-timeout", "150ms"]);
     let mut p = grpc_plan(
@@ -242,6 +276,7 @@ fn whole_streams_are_read_to_their_end() {
         "leakgate.target.v1.Target/Watch",
         r#"{"key": "k"}"#,
         protos(),
+        streams,
     );
     p.phases[0].rate = Rate::Constant { rps: 50.0 };
     let (r, _) = common::run(&p);
@@ -254,6 +289,12 @@ fn whole_streams_are_read_to_their_end() {
 
 #[test]
 fn cancels_and_deadlines_cut_streams_and_metadata_templates_are_sent() {
+    for streams in STREAMS {
+        cancels_and_deadlines(streams);
+    }
+}
+
+fn cancels_and_deadlines(streams: usize) {
     // Fixed Watch: one event at once, then the stream stays open for --task-timeout.
     let t = start(&["--task-timeout", "400ms"]);
     let mut p = grpc_plan(
@@ -261,6 +302,7 @@ fn cancels_and_deadlines_cut_streams_and_metadata_templates_are_sent() {
         "leakgate.target.v1.Target/Watch",
         r#"{"key": "c{{seq}}"}"#,
         protos(),
+        streams,
     );
     p.phases[0].rate = Rate::Constant { rps: 50.0 };
     p.requests[0]

@@ -367,6 +367,29 @@ impl Slot {
                 let call = conn.call(head, message, behaviour.abandon_after, stream);
                 within(timer, at, call).await
             }
+            Sender::GrpcLean(conn) => {
+                let (message, fields) = match shared.mix.grpc_parts(
+                    i,
+                    job.seq,
+                    &mut self.rng,
+                    &mut self.buf,
+                    &mut self.raw,
+                ) {
+                    Ok(x) => x,
+                    Err(_) => return (Outcome::Error(ErrorKind::Other), 0),
+                };
+                let head = super::grpc_lean::Head {
+                    kind: i,
+                    fields,
+                    extra: &self.raw,
+                };
+                let call = conn.call(head, &message, behaviour.abandon_after, stream);
+                let r = within(timer, at, call).await;
+                if r.is_none() {
+                    conn.cut();
+                }
+                r
+            }
             other => {
                 let req = match shared.mix.build(i, job.seq, &mut self.rng, &mut self.buf) {
                     Ok(r) => r,
@@ -381,7 +404,11 @@ impl Slot {
             None => (
                 Outcome::Error(cut_kind),
                 0,
-                matches!(sender, Sender::H2(_) | Sender::Grpc(_)),
+                match &sender {
+                    Sender::H2(_) | Sender::Grpc(_) => true,
+                    Sender::GrpcLean(c) => c.is_open(),
+                    Sender::H1(_) | Sender::Lean(_) => false,
+                },
             ),
         };
         if !behaviour.new_connection && reusable {
@@ -401,6 +428,15 @@ impl Slot {
                 _ => self.shared.connector.connect().await,
             },
             Protocol::Http2 | Protocol::Grpc => {
+                if let Some(Sender::GrpcLean(mut c)) = self.own.take() {
+                    c.refresh();
+                    if c.is_open() {
+                        return Ok(Sender::GrpcLean(c));
+                    }
+                }
+                if self.shared.connector.lean_grpc() {
+                    return self.shared.connector.connect().await;
+                }
                 // The slot keeps its own handle on the shared gRPC connection while it is open.
                 if let Some(Sender::Grpc(c)) = self.own.take()
                     && c.is_open()
@@ -425,7 +461,10 @@ impl Slot {
     }
 
     fn keep(&mut self, s: Sender) {
-        if matches!(s, Sender::H1(_) | Sender::Lean(_) | Sender::Grpc(_)) {
+        if matches!(
+            s,
+            Sender::H1(_) | Sender::Lean(_) | Sender::Grpc(_) | Sender::GrpcLean(_)
+        ) {
             self.own = Some(s);
         }
     }

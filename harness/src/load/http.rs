@@ -26,6 +26,8 @@ pub enum Sender {
     H2(http2::SendRequest<Full<Bytes>>),
     /// gRPC (h2c or TLS) on the lean h2 client (see `grpc_conn`); clones share the connection.
     Grpc(super::grpc_conn::GrpcConn),
+    /// gRPC on a plain-text connection of its own, one call at a time (see `grpc_lean`).
+    GrpcLean(Box<super::grpc_lean::GrpcLean>),
 }
 
 /// Opens connections to one origin.
@@ -35,6 +37,8 @@ pub struct Connector {
     server_name: Option<rustls::pki_types::ServerName<'static>>,
     tls: Option<TlsConnector>,
     protocol: Protocol,
+    /// Calls per connection at a time (HTTP/2 and gRPC streams).
+    streams: usize,
 }
 
 /// What happened to one exchange, and whether its connection can carry another request.
@@ -74,7 +78,20 @@ impl Connector {
             server_name,
             tls,
             protocol,
+            streams: 1,
         })
+    }
+
+    /// Sets how many calls share one connection at a time (the plan's streams per connection).
+    pub fn with_streams(mut self, streams: usize) -> Self {
+        self.streams = streams;
+        self
+    }
+
+    /// True when every connection is plain-text gRPC carrying one call at a time: each slot
+    /// then owns a lean client (`grpc_lean`) instead of sharing an `h2` connection.
+    pub fn lean_grpc(&self) -> bool {
+        self.protocol == Protocol::Grpc && self.tls.is_none() && self.streams == 1
     }
 
     /// Opens one connection and completes the HTTP handshake.
@@ -83,6 +100,11 @@ impl Connector {
             return super::h1::H1Conn::connect(self.addr)
                 .await
                 .map(Sender::Lean);
+        }
+        if self.lean_grpc() {
+            return super::grpc_lean::GrpcLean::connect(self.addr)
+                .await
+                .map(|c| Sender::GrpcLean(Box::new(c)));
         }
         let tcp = TcpStream::connect(self.addr)
             .await
@@ -145,6 +167,7 @@ impl Sender {
             Sender::H1(s) => !s.is_closed(),
             Sender::H2(s) => !s.is_closed(),
             Sender::Grpc(c) => c.is_open(),
+            Sender::GrpcLean(c) => c.is_open(),
         }
     }
 
@@ -155,7 +178,9 @@ impl Sender {
         abandon_after: Option<u64>,
     ) -> Exchange {
         let result = match self {
-            Sender::Lean(_) | Sender::Grpc(_) => return failed(ErrorKind::Other),
+            Sender::Lean(_) | Sender::Grpc(_) | Sender::GrpcLean(_) => {
+                return failed(ErrorKind::Other);
+            }
             Sender::H1(s) => {
                 if s.ready().await.is_err() {
                     return failed(ErrorKind::Reset);

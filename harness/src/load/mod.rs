@@ -5,6 +5,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod grpc;
 pub mod grpc_conn;
+pub mod grpc_lean;
 pub mod h1;
 pub mod h2wire;
 pub mod hpack;
@@ -166,7 +167,8 @@ pub fn prepare(plan: &LoadPlan) -> Result<Prepared, LoadError> {
             reason: "no address".into(),
         })?;
     let connector = http::Connector::new(addr, &host, https, plan.insecure, plan.protocol)
-        .map_err(LoadError::Plan)?;
+        .map_err(LoadError::Plan)?
+        .with_streams(plan.streams_per_connection);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // A scheduled load needs a thread per ~20 000 req/s at most; fewer threads wake less often.
     let peak = plan

@@ -40,6 +40,8 @@ struct GrpcHead {
     uri: Uri,
     headers: http::HeaderMap,
     templated: Vec<(HeaderName, Template)>,
+    /// The same fixed fields for the lean client's HPACK encoder (pseudo-headers first).
+    fields: Vec<super::hpack::Field>,
 }
 
 /// The weighted mix and the origin it is sent to.
@@ -171,6 +173,55 @@ impl Mix {
         rng: &mut SmallRng,
         buf: &mut String,
     ) -> Result<(http::Request<()>, Bytes), String> {
+        let (message, head) = self.grpc_message(i, seq, rng, buf)?;
+        let mut req = http::Request::new(());
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = head.uri.clone();
+        *req.headers_mut() = head.headers.clone();
+        for (name, t) in &head.templated {
+            t.fill(seq, rng, buf);
+            let v = HeaderValue::from_str(buf)
+                .map_err(|e| format!("header {name}: \"{buf}\" is not a valid value: {e}"))?;
+            req.headers_mut().append(name.clone(), v);
+        }
+        Ok((req, message))
+    }
+
+    /// gRPC call `i` for arrival `seq` for the lean h2c client: the length-prefixed message,
+    /// the fixed fields, and the templated ones as HPACK literals (written to `block`).
+    pub fn grpc_parts(
+        &self,
+        i: usize,
+        seq: u64,
+        rng: &mut SmallRng,
+        buf: &mut String,
+        block: &mut Vec<u8>,
+    ) -> Result<(Bytes, &[super::hpack::Field]), String> {
+        let (message, head) = self.grpc_message(i, seq, rng, buf)?;
+        block.clear();
+        for (name, t) in &head.templated {
+            t.fill(seq, rng, buf);
+            // The rule of `HeaderValue::from_str`, without building one.
+            if !buf.bytes().all(|b| (b >= 32 && b != 127) || b == b'\t') {
+                let e = HeaderValue::from_str(buf).err();
+                let e = e.map(|e| e.to_string()).unwrap_or_default();
+                return Err(format!(
+                    "header {name}: \"{buf}\" is not a valid value: {e}"
+                ));
+            }
+            super::hpack::literal(block, None, name.as_str().as_bytes(), buf.as_bytes());
+        }
+        Ok((message, &head.fields))
+    }
+
+    /// The encoded message of gRPC call `i` and its fixed head.
+    fn grpc_message(
+        &self,
+        i: usize,
+        seq: u64,
+        rng: &mut SmallRng,
+        buf: &mut String,
+    ) -> Result<(Bytes, &GrpcHead), String> {
         let p = &self.items[i];
         let (Some(m), Some(head)) = (&p.grpc, &p.grpc_head) else {
             return Err(format!("request \"{}\" is not a gRPC call", p.name));
@@ -183,17 +234,7 @@ impl Mix {
             }
             (None, None) => super::grpc::frame(&m.input, "")?,
         };
-        let mut req = http::Request::new(());
-        *req.method_mut() = Method::POST;
-        *req.uri_mut() = head.uri.clone();
-        *req.headers_mut() = head.headers.clone();
-        for (name, t) in &head.templated {
-            t.fill(seq, rng, buf);
-            let v = HeaderValue::from_str(buf)
-                .map_err(|e| format!("header {name}: \"{buf}\" is not a valid value: {e}"))?;
-            req.headers_mut().append(name.clone(), v);
-        }
-        Ok((req, message))
+        Ok((message, head))
     }
 
     /// The compiled request kind `i`.
@@ -296,11 +337,42 @@ fn grpc_head(p: &Prepared, uri: Uri, timeout: &HeaderValue) -> Result<GrpcHead, 
             None => templated.push((name.clone(), t.clone())),
         }
     }
+    let fields = hpack_fields(&uri, &headers);
     Ok(GrpcHead {
         uri,
         headers,
         templated,
+        fields,
     })
+}
+
+/// A gRPC call's fixed fields for HPACK, pseudo-headers first; names by static index where
+/// the table has them.
+fn hpack_fields(uri: &Uri, headers: &http::HeaderMap) -> Vec<super::hpack::Field> {
+    use super::hpack::{Field, index};
+    let pair = |name: &str, value: &[u8], name_index| Field::Pair {
+        name: name.as_bytes().to_vec(),
+        value: value.to_vec(),
+        name_index,
+    };
+    let scheme = if uri.scheme_str() == Some("https") {
+        index::SCHEME_HTTPS
+    } else {
+        index::SCHEME_HTTP
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let mut f = vec![
+        Field::Static(index::METHOD_POST),
+        Field::Static(scheme),
+        pair(":path", path.as_bytes(), Some(index::PATH)),
+        pair(":authority", authority.as_bytes(), Some(index::AUTHORITY)),
+    ];
+    for (name, value) in headers {
+        let at = (name == http::header::CONTENT_TYPE).then_some(index::CONTENT_TYPE);
+        f.push(pair(name.as_str(), value.as_bytes(), at));
+    }
+    f
 }
 
 /// Serialises one HTTP/1.1 request (origin-form target, Host, Content-Length) into `out`.

@@ -1,0 +1,314 @@
+//! A lean gRPC client for plain-text HTTP/2 (h2c) connections that carry one call at a time,
+//! the hot path of gRPC runs with `streams_per_connection = 1`.
+//!
+//! As in `h1`, the calling task owns the socket: a call's HEADERS and DATA leave in one write
+//! and response frames are parsed where they were read, with no connection task, channel or
+//! stream store between the call and the socket. Requests use literal HPACK fields only, so
+//! no encoder state is kept; responses go through a full HPACK decoder, since servers use
+//! Huffman coding and their dynamic table. Multiplexed and TLS connections use the `h2` crate
+//! (`grpc_conn`).
+
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::grpc::FrameCounter;
+use super::grpc_conn::StreamStats;
+use super::h2wire::{self as wire, code, setting};
+use super::hpack::{Encoder, Field};
+use super::http::Exchange;
+use super::stats::ErrorKind;
+
+mod frames;
+
+/// Per-stream receive window we announce (as `grpc_conn` does).
+const STREAM_WINDOW: u32 = 1 << 20;
+/// Connection receive window we open at the start.
+const CONNECTION_WINDOW: u32 = 1 << 24;
+/// Largest response header block accepted (HEADERS plus CONTINUATION payloads).
+const MAX_BLOCK: usize = 256 * 1024;
+/// Dynamic table size the decoder allows (the HTTP/2 default; we never announce another).
+const HPACK_TABLE: usize = 4096;
+
+/// One h2c connection carrying one gRPC call at a time.
+pub struct GrpcLean {
+    io: TcpStream,
+    /// Bytes read and not yet parsed.
+    rbuf: BytesMut,
+    /// Frames not written yet: control replies, a reset, the next call.
+    out: Vec<u8>,
+    hpack: loona_hpack::Decoder<'static>,
+    encoder: Encoder,
+    /// Scratch space for a call's header block.
+    scratch: Vec<u8>,
+    /// A header block spread over CONTINUATION frames: its stream and HEADERS flags.
+    partial: Option<(u32, u8)>,
+    /// The bytes of that block so far.
+    block: Vec<u8>,
+    next_id: u32,
+    /// The stream of the call in progress (0: none); still set after a cut-off until reset.
+    active: u32,
+    open: bool,
+    /// Set while frames are being written: a call cut off then leaves a torn frame behind.
+    writing: bool,
+    peer_max_frame: usize,
+    peer_window: i64,
+    conn_send: i64,
+    /// DATA bytes received since the last connection WINDOW_UPDATE.
+    conn_unacked: u32,
+}
+
+/// A call's header fields: the fixed ones of its request kind and templated literals.
+pub struct Head<'a> {
+    /// The request kind (its index in the mix), under which the encoded block is cached.
+    pub kind: usize,
+    /// Fixed fields, indexed through the HPACK encoder.
+    pub fields: &'a [Field],
+    /// Templated fields, already encoded as HPACK literals.
+    pub extra: &'a [u8],
+}
+
+/// The state of one call.
+struct Call<'m> {
+    id: u32,
+    /// Request bytes not sent yet (flow control may hold them back).
+    rest: &'m [u8],
+    end_sent: bool,
+    send_window: i64,
+    /// DATA bytes received since the last stream WINDOW_UPDATE.
+    unacked: u32,
+    headers_seen: bool,
+    code: Option<i32>,
+    counter: FrameCounter,
+    bytes: u64,
+    abandon_after: Option<u64>,
+}
+
+impl Call<'_> {
+    /// No call: frames read between calls are only bookkeeping.
+    fn idle() -> Self {
+        Call {
+            id: 0,
+            rest: &[],
+            end_sent: true,
+            send_window: 0,
+            unacked: 0,
+            headers_seen: false,
+            code: None,
+            counter: FrameCounter::default(),
+            bytes: 0,
+            abandon_after: None,
+        }
+    }
+
+    fn is(&self, stream: u32) -> bool {
+        self.id != 0 && self.id == stream
+    }
+}
+
+impl GrpcLean {
+    /// Connects to `addr`; the preface and our SETTINGS leave with the first call.
+    pub async fn connect(addr: SocketAddr) -> Result<Self, ErrorKind> {
+        let io = TcpStream::connect(addr)
+            .await
+            .map_err(|_| ErrorKind::Connect)?;
+        let _ = io.set_nodelay(true);
+        let mut out = Vec::with_capacity(4096);
+        out.extend_from_slice(wire::PREFACE);
+        wire::settings(
+            &mut out,
+            &[
+                (setting::ENABLE_PUSH, 0),
+                (setting::INITIAL_WINDOW_SIZE, STREAM_WINDOW),
+            ],
+        );
+        wire::window_update(&mut out, 0, CONNECTION_WINDOW - wire::DEFAULT_WINDOW as u32);
+        let mut hpack = loona_hpack::Decoder::new();
+        hpack.set_max_allowed_table_size(HPACK_TABLE);
+        Ok(Self {
+            io,
+            rbuf: BytesMut::with_capacity(16 * 1024),
+            out,
+            hpack,
+            encoder: Encoder::default(),
+            scratch: Vec::with_capacity(256),
+            partial: None,
+            block: Vec::new(),
+            next_id: 1,
+            active: 0,
+            open: true,
+            writing: false,
+            peer_max_frame: wire::DEFAULT_MAX_FRAME,
+            peer_window: wire::DEFAULT_WINDOW,
+            conn_send: wire::DEFAULT_WINDOW,
+            conn_unacked: 0,
+        })
+    }
+
+    /// False once the connection cannot carry another call.
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// Takes in, without waiting, what the server sent while the connection sat idle
+    /// (SETTINGS, PING, GOAWAY, a close), so a closed connection is replaced before a call.
+    pub fn refresh(&mut self) {
+        // Bounded: a server that keeps sending cannot hold the slot here.
+        for _ in 0..16 {
+            if !self.open {
+                return;
+            }
+            self.rbuf.reserve(4096);
+            match self.io.try_read_buf(&mut self.rbuf) {
+                Ok(0) => self.open = false,
+                Ok(_) => {
+                    let idle = &mut Call::idle();
+                    if self.drain(idle, &mut StreamStats::default()).is_err() {
+                        self.open = false;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => self.open = false,
+            }
+        }
+        self.try_flush();
+    }
+
+    /// Ends the call in progress after its future was dropped (cut off by a cancel or the
+    /// request timeout): resets its stream, or gives the connection up if a write was torn.
+    pub fn cut(&mut self) {
+        if self.writing {
+            self.open = false;
+            return;
+        }
+        if self.active != 0 {
+            wire::rst_stream(&mut self.out, self.active, code::CANCEL);
+            self.active = 0;
+            self.try_flush();
+        }
+    }
+
+    /// Sends one call (`head` and `message`, the length-prefixed request) and reads its
+    /// response, counting messages; stops (resetting the stream) after `abandon_after`
+    /// messages if set. The outcome is the `grpc-status` code.
+    pub async fn call(
+        &mut self,
+        head: Head<'_>,
+        message: &[u8],
+        abandon_after: Option<u64>,
+        stream: &mut StreamStats,
+    ) -> Exchange {
+        match self.run(head, message, abandon_after, stream).await {
+            Ok(x) => x,
+            Err(kind) => {
+                self.open = false;
+                super::http::failed(kind)
+            }
+        }
+    }
+
+    async fn run(
+        &mut self,
+        head: Head<'_>,
+        message: &[u8],
+        abandon_after: Option<u64>,
+        stream: &mut StreamStats,
+    ) -> Result<Exchange, ErrorKind> {
+        if !self.open || self.next_id > wire::MAX_STREAM_ID {
+            return Err(ErrorKind::Reset);
+        }
+        let id = self.next_id;
+        self.next_id += 2;
+        self.active = id;
+        let mut call = Call {
+            id,
+            rest: message,
+            end_sent: false,
+            send_window: self.peer_window,
+            abandon_after,
+            ..Call::idle()
+        };
+        self.scratch.clear();
+        self.encoder
+            .block(head.kind, head.fields, &mut self.scratch);
+        self.scratch.extend_from_slice(head.extra);
+        wire::headers(&mut self.out, id, &self.scratch, self.peer_max_frame, false);
+        self.push_data(&mut call);
+        self.flush().await?;
+        loop {
+            if let Some(x) = self.drain(&mut call, stream)? {
+                // Replies to control frames (and a reset) go out now, without waiting.
+                self.try_flush();
+                if self.next_id > wire::MAX_STREAM_ID {
+                    self.open = false;
+                }
+                return Ok(x);
+            }
+            self.push_data(&mut call);
+            if !self.out.is_empty() {
+                self.flush().await?;
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Queues as much of the request as the flow-control windows allow.
+    fn push_data(&mut self, call: &mut Call<'_>) {
+        while !call.end_sent && call.id != 0 {
+            let room = call.send_window.min(self.conn_send).max(0) as usize;
+            let n = call.rest.len().min(room).min(self.peer_max_frame);
+            if n == 0 && !call.rest.is_empty() {
+                return;
+            }
+            let last = n == call.rest.len();
+            wire::data(&mut self.out, call.id, &call.rest[..n], last);
+            call.send_window -= n as i64;
+            self.conn_send -= n as i64;
+            call.rest = &call.rest[n..];
+            call.end_sent = last;
+        }
+    }
+
+    /// Writes all queued frames.
+    async fn flush(&mut self) -> Result<(), ErrorKind> {
+        self.writing = true;
+        self.io.write_all(&self.out).await.map_err(io_kind)?;
+        self.writing = false;
+        self.out.clear();
+        Ok(())
+    }
+
+    /// Writes what the socket takes now; the rest waits for the next write.
+    fn try_flush(&mut self) {
+        while !self.out.is_empty() {
+            match self.io.try_write(&self.out) {
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.open = false;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads more bytes; EOF means the server closed the connection mid-call.
+    async fn fill(&mut self) -> Result<(), ErrorKind> {
+        if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+            self.rbuf.reserve(16 * 1024);
+        }
+        match self.io.read_buf(&mut self.rbuf).await {
+            Ok(0) => Err(ErrorKind::Reset),
+            Ok(_) => Ok(()),
+            Err(e) => Err(io_kind(e)),
+        }
+    }
+}
+
+fn io_kind(e: std::io::Error) -> ErrorKind {
+    super::http::io_kind(&e)
+}

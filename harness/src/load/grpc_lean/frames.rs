@@ -1,0 +1,320 @@
+//! What each frame read on a lean gRPC connection does to the connection and the call.
+
+use bytes::Buf;
+
+use super::{CONNECTION_WINDOW, Call, GrpcLean, MAX_BLOCK, STREAM_WINDOW};
+use crate::load::grpc_conn::StreamStats;
+use crate::load::h2wire::{self as wire, code, flag, kind, setting};
+use crate::load::http::Exchange;
+use crate::load::stats::{ErrorKind, Outcome};
+
+impl GrpcLean {
+    /// Handles every complete frame read so far; `Some` once the call has ended.
+    pub(super) fn drain(
+        &mut self,
+        call: &mut Call<'_>,
+        stream: &mut StreamStats,
+    ) -> Result<Option<Exchange>, ErrorKind> {
+        // Out of `self` while frames borrow from it and handlers change `self`.
+        let mut buf = std::mem::take(&mut self.rbuf);
+        let mut at = 0;
+        let mut result = Ok(None);
+        while buf.len() - at >= wire::HEAD_LEN {
+            let h = wire::Head::parse(&buf[at..]);
+            // We never raise SETTINGS_MAX_FRAME_SIZE above its default.
+            if h.len > wire::DEFAULT_MAX_FRAME {
+                result = Err(ErrorKind::Protocol);
+                break;
+            }
+            let end = at + wire::HEAD_LEN + h.len;
+            if buf.len() < end {
+                break;
+            }
+            let payload = &buf[at + wire::HEAD_LEN..end];
+            at = end;
+            match self.frame(h, payload, call, stream) {
+                Ok(None) => {}
+                other => {
+                    result = other;
+                    break;
+                }
+            }
+        }
+        buf.advance(at);
+        self.rbuf = buf;
+        result
+    }
+
+    fn frame(
+        &mut self,
+        h: wire::Head,
+        p: &[u8],
+        call: &mut Call<'_>,
+        stream: &mut StreamStats,
+    ) -> Result<Option<Exchange>, ErrorKind> {
+        if let Some((id, flags)) = self.partial {
+            // A header block in progress admits only its own CONTINUATION frames.
+            if h.kind != kind::CONTINUATION || h.stream != id {
+                return Err(ErrorKind::Protocol);
+            }
+            self.block.extend_from_slice(p);
+            if self.block.len() > MAX_BLOCK {
+                return Err(ErrorKind::Protocol);
+            }
+            if !h.has(flag::END_HEADERS) {
+                return Ok(None);
+            }
+            self.partial = None;
+            let block = std::mem::take(&mut self.block);
+            let r = self.headers(id, flags, &block, call);
+            self.block = block;
+            self.block.clear();
+            return r;
+        }
+        match h.kind {
+            kind::DATA => self.data(h, p, call, stream),
+            kind::HEADERS => {
+                let block = wire::content(&h, p).ok_or(ErrorKind::Protocol)?;
+                if h.stream == 0 {
+                    return Err(ErrorKind::Protocol);
+                }
+                if !h.has(flag::END_HEADERS) {
+                    self.partial = Some((h.stream, h.flags));
+                    self.block.extend_from_slice(block);
+                    return Ok(None);
+                }
+                self.headers(h.stream, h.flags, block, call)
+            }
+            kind::RST_STREAM => {
+                let reason = u32_at(p, 4)?;
+                if !call.is(h.stream) {
+                    return Ok(None);
+                }
+                // The server ended the stream: nothing to reset, the connection goes on.
+                self.active = 0;
+                let kind = match reason {
+                    code::PROTOCOL_ERROR | code::COMPRESSION_ERROR => ErrorKind::Protocol,
+                    _ => ErrorKind::Reset,
+                };
+                Ok(Some(done(Outcome::Error(kind), call.bytes)))
+            }
+            kind::SETTINGS => {
+                if h.stream != 0 || !p.len().is_multiple_of(6) {
+                    return Err(ErrorKind::Protocol);
+                }
+                if !h.has(flag::ACK) {
+                    self.settings(p, call)?;
+                    wire::settings_ack(&mut self.out);
+                }
+                Ok(None)
+            }
+            kind::PING => {
+                if p.len() != 8 {
+                    return Err(ErrorKind::Protocol);
+                }
+                if !h.has(flag::ACK) {
+                    wire::ping_ack(&mut self.out, p);
+                }
+                Ok(None)
+            }
+            kind::GOAWAY => {
+                let last = u32_at(p, 8)? & wire::MAX_STREAM_ID;
+                // No new streams; the server still finishes those up to `last`.
+                self.open = false;
+                if call.id > last {
+                    self.active = 0;
+                    return Ok(Some(done(Outcome::Error(ErrorKind::Reset), call.bytes)));
+                }
+                Ok(None)
+            }
+            kind::WINDOW_UPDATE => {
+                let inc = i64::from(u32_at(p, 4)? & wire::MAX_STREAM_ID);
+                if inc == 0 {
+                    return Err(ErrorKind::Protocol);
+                }
+                if h.stream == 0 {
+                    self.conn_send += inc;
+                    if self.conn_send > wire::MAX_WINDOW {
+                        return Err(ErrorKind::Protocol);
+                    }
+                } else if call.is(h.stream) {
+                    call.send_window += inc;
+                }
+                Ok(None)
+            }
+            kind::CONTINUATION | kind::PUSH_PROMISE => Err(ErrorKind::Protocol),
+            // PRIORITY and unknown frame types carry nothing a client must act on.
+            _ => Ok(None),
+        }
+    }
+
+    fn data(
+        &mut self,
+        h: wire::Head,
+        p: &[u8],
+        call: &mut Call<'_>,
+        stream: &mut StreamStats,
+    ) -> Result<Option<Exchange>, ErrorKind> {
+        if h.stream == 0 {
+            return Err(ErrorKind::Protocol);
+        }
+        // Every DATA frame counts against the connection window, even on a stream we reset.
+        self.conn_unacked += h.len as u32;
+        if self.conn_unacked >= CONNECTION_WINDOW / 2 {
+            wire::window_update(&mut self.out, 0, self.conn_unacked);
+            self.conn_unacked = 0;
+        }
+        if !call.is(h.stream) {
+            return Ok(None);
+        }
+        let body = wire::content(&h, p).ok_or(ErrorKind::Protocol)?;
+        let end = h.has(flag::END_STREAM);
+        if !call.headers_seen {
+            return Ok(Some(self.finish(
+                call,
+                Outcome::Error(ErrorKind::Protocol),
+                end,
+            )));
+        }
+        call.unacked += h.len as u32;
+        if !end && call.unacked >= STREAM_WINDOW / 2 {
+            wire::window_update(&mut self.out, call.id, call.unacked);
+            call.unacked = 0;
+        }
+        call.bytes += body.len() as u64;
+        call.counter.feed(body);
+        stream.messages = call.counter.messages;
+        if call.counter.messages > 0 && stream.first_at.is_none() {
+            stream.first_at = Some(tokio::time::Instant::now());
+        }
+        if call
+            .abandon_after
+            .is_some_and(|n| call.counter.messages >= n)
+        {
+            return Ok(Some(self.finish(call, Outcome::Grpc(0), end)));
+        }
+        if end {
+            // The stream ended without trailers: only a status already in the headers counts.
+            let outcome = call
+                .code
+                .map_or(Outcome::Error(ErrorKind::Protocol), Outcome::Grpc);
+            return Ok(Some(self.finish(call, outcome, true)));
+        }
+        Ok(None)
+    }
+
+    fn headers(
+        &mut self,
+        id: u32,
+        flags: u8,
+        block: &[u8],
+        call: &mut Call<'_>,
+    ) -> Result<Option<Exchange>, ErrorKind> {
+        let mut status = None;
+        let mut grpc_status = None;
+        // Every block is decoded, whatever its stream: the HPACK table is the connection's.
+        self.hpack
+            .decode_with_cb(block, |name, value| match &*name {
+                b":status" => status = parse::<u16>(&value),
+                b"grpc-status" => grpc_status = parse::<i32>(&value),
+                _ => {}
+            })
+            .map_err(|_| ErrorKind::Protocol)?;
+        if !call.is(id) {
+            return Ok(None);
+        }
+        let end = flags & flag::END_STREAM != 0;
+        if call.headers_seen {
+            // Trailers: they must end the stream.
+            if !end {
+                return Ok(Some(self.finish(
+                    call,
+                    Outcome::Error(ErrorKind::Protocol),
+                    false,
+                )));
+            }
+            let code = grpc_status.or(call.code);
+            let outcome = code.map_or(Outcome::Error(ErrorKind::Protocol), Outcome::Grpc);
+            return Ok(Some(self.finish(call, outcome, true)));
+        }
+        match status {
+            // Informational answers precede the real one.
+            Some(s) if (100..200).contains(&s) && !end => Ok(None),
+            Some(200) => {
+                call.headers_seen = true;
+                // A trailers-only answer carries the status in the headers.
+                call.code = grpc_status;
+                if !end {
+                    return Ok(None);
+                }
+                let outcome =
+                    grpc_status.map_or(Outcome::Error(ErrorKind::Protocol), Outcome::Grpc);
+                Ok(Some(self.finish(call, outcome, true)))
+            }
+            Some(s) if s >= 200 => Ok(Some(self.finish(call, Outcome::Http(s), end))),
+            _ => Ok(Some(self.finish(
+                call,
+                Outcome::Error(ErrorKind::Protocol),
+                end,
+            ))),
+        }
+    }
+
+    /// Ends the call; a stream still open in either direction is reset.
+    fn finish(&mut self, call: &mut Call<'_>, outcome: Outcome, remote_ended: bool) -> Exchange {
+        if !remote_ended || !call.end_sent {
+            wire::rst_stream(&mut self.out, call.id, code::CANCEL);
+        }
+        self.active = 0;
+        call.id = 0;
+        done(outcome, call.bytes)
+    }
+
+    fn settings(&mut self, p: &[u8], call: &mut Call<'_>) -> Result<(), ErrorKind> {
+        for s in p.chunks_exact(6) {
+            let id = u16::from_be_bytes([s[0], s[1]]);
+            let v = u32::from_be_bytes([s[2], s[3], s[4], s[5]]);
+            match id {
+                setting::INITIAL_WINDOW_SIZE => {
+                    let v = i64::from(v);
+                    if v > wire::MAX_WINDOW {
+                        return Err(ErrorKind::Protocol);
+                    }
+                    // The change applies to open streams too.
+                    call.send_window += v - self.peer_window;
+                    self.peer_window = v;
+                }
+                setting::HEADER_TABLE_SIZE => self.encoder.set_limit(v),
+                setting::MAX_FRAME_SIZE => {
+                    if !(wire::DEFAULT_MAX_FRAME..=(1 << 24) - 1).contains(&(v as usize)) {
+                        return Err(ErrorKind::Protocol);
+                    }
+                    self.peer_max_frame = v as usize;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A finished call on a connection that stays usable.
+fn done(outcome: Outcome, bytes: u64) -> Exchange {
+    Exchange {
+        outcome,
+        bytes,
+        reusable: true,
+    }
+}
+
+/// The big-endian u32 at the start of a payload that must be at least `len` bytes long.
+fn u32_at(p: &[u8], len: usize) -> Result<u32, ErrorKind> {
+    if p.len() < len || (len == 4 && p.len() != 4) {
+        return Err(ErrorKind::Protocol);
+    }
+    Ok(u32::from_be_bytes([p[0], p[1], p[2], p[3]]))
+}
+
+fn parse<T: std::str::FromStr>(v: &[u8]) -> Option<T> {
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
