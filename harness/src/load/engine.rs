@@ -422,42 +422,26 @@ impl Slot {
         if fresh {
             return self.shared.connector.connect().await;
         }
-        match self.shared.plan.protocol {
-            Protocol::Http1 => match self.own.take() {
-                Some(s) if s.is_open() => Ok(s),
-                _ => self.shared.connector.connect().await,
-            },
-            Protocol::Http2 | Protocol::Grpc => {
-                if let Some(Sender::GrpcLean(mut c)) = self.own.take() {
-                    c.refresh();
-                    if c.is_open() {
-                        return Ok(Sender::GrpcLean(c));
-                    }
-                }
-                if self.shared.connector.lean_grpc() {
-                    return self.shared.connector.connect().await;
-                }
-                // The slot keeps its own handle on the shared gRPC connection while it is open.
-                if let Some(Sender::Grpc(c)) = self.own.take()
-                    && c.is_open()
-                {
-                    return Ok(Sender::Grpc(c));
-                }
-                let mut g = self.group.lock().await;
-                match g.as_ref() {
-                    Some(Sender::H2(s)) if !s.is_closed() => return Ok(Sender::H2(s.clone())),
-                    Some(Sender::Grpc(c)) if c.is_open() => return Ok(Sender::Grpc(c.clone())),
-                    _ => {}
-                }
-                let s = self.shared.connector.connect().await?;
-                match &s {
-                    Sender::H2(h) => *g = Some(Sender::H2(h.clone())),
-                    Sender::Grpc(c) => *g = Some(Sender::Grpc(c.clone())),
-                    _ => {}
-                }
-                Ok(s)
+        // What the slot holds: its own connection (HTTP/1.1, lean gRPC) or its handle on the
+        // group's shared one (gRPC on h2).
+        if let Some(mut s) = self.own.take() {
+            s.refresh();
+            if s.is_open() {
+                return Ok(s);
             }
         }
+        let shared =
+            self.shared.plan.protocol != Protocol::Http1 && !self.shared.connector.lean_grpc();
+        if !shared {
+            return self.shared.connector.connect().await;
+        }
+        let mut g = self.group.lock().await;
+        if let Some(s) = g.as_ref().and_then(Sender::share) {
+            return Ok(s);
+        }
+        let s = self.shared.connector.connect().await?;
+        *g = s.share();
+        Ok(s)
     }
 
     fn keep(&mut self, s: Sender) {

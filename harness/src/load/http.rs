@@ -160,6 +160,24 @@ impl Connector {
 }
 
 impl Sender {
+    /// Another handle on this connection when it is shared between slots (HTTP/2, gRPC on
+    /// the `h2` crate) and still open.
+    pub fn share(&self) -> Option<Sender> {
+        match self {
+            Sender::H2(s) if !s.is_closed() => Some(Sender::H2(s.clone())),
+            Sender::Grpc(c) if c.is_open() => Some(Sender::Grpc(c.clone())),
+            _ => None,
+        }
+    }
+
+    /// Takes in what the server sent while the connection sat idle (lean gRPC only: the other
+    /// clients read as they go).
+    pub fn refresh(&mut self) {
+        if let Sender::GrpcLean(c) = self {
+            c.refresh();
+        }
+    }
+
     /// False once the connection is closed.
     pub fn is_open(&self) -> bool {
         match self {
