@@ -9,6 +9,7 @@
 #   BASELINE_RUN   a stored run folder of the same scenario (e.g. the main branch's artifact):
 #                  when set, `leakgate compare` also gates p99 and slopes against it
 #   P99_TOLERANCE  allowed p99 rise for the compare (default 10%)
+#   SLOPE_TOLERANCE  allowed rise of a slope already over its limit on the baseline (default 10%)
 #   GITHUB_STEP_SUMMARY  (GitHub Actions) gets summary.md and the comparison appended
 # The exit code is leakgate's (0 pass, 1 gate failed or regressed, 2 inconclusive, 3 target died,
 # 4 driver fell behind, 64/65 usage or input error). The run folder's path is written to
@@ -39,7 +40,8 @@ fi
 
 if [ -n "${BASELINE_RUN:-}" ] && [ -n "$run_dir" ]; then
   if [ -f "$BASELINE_RUN/summary.json" ]; then
-    $lg compare "$BASELINE_RUN" "$run_dir" --p99-tolerance "${P99_TOLERANCE:-10%}" | tee "$run_dir/compare.md"
+    $lg compare "$BASELINE_RUN" "$run_dir" --p99-tolerance "${P99_TOLERANCE:-10%}" \
+      --slope-tolerance "${SLOPE_TOLERANCE:-10%}" | tee "$run_dir/compare.md"
     cmp=${PIPESTATUS[0]}
     cat "$run_dir/compare.md" >> "$summary"
     # A regression fails a run that passed on its own; a worse own result keeps its code.

@@ -206,3 +206,37 @@ fn compare_fails_only_on_a_regression() {
     ]);
     assert_eq!(code, 0, "{text}");
 }
+
+#[test]
+fn a_known_leak_regresses_only_past_the_slope_tolerance() {
+    // The leaky run again, its slopes half as steep again: still the same known leak on main,
+    // grown by 50 %.
+    let dir = tempfile::tempdir().unwrap();
+    let grown = copy_inputs("leaky", dir.path());
+    let path = grown.join("summary.json");
+    let mut s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for g in s["verdict"]["gates"].as_array_mut().unwrap() {
+        if g["kind"] == "slope" {
+            let v = g["observed"].as_f64().unwrap();
+            g["observed"] = (v * 1.5).into();
+        }
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&s).unwrap()).unwrap();
+    let run = |extra: &[&str]| {
+        let base = stored("leaky");
+        let mut args: Vec<&std::ffi::OsStr> =
+            vec!["compare".as_ref(), base.as_os_str(), grown.as_os_str()];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        leakgate(&args)
+    };
+    // Default 10 %: a 50 % rise regresses, whatever the p99 tolerance says.
+    let (code, text) = run(&["--p99-tolerance", "100000%"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("rss_bytes per request rose"), "{text}");
+    let (code, text) = run(&["--slope-tolerance", "60%"]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = run(&["--slope-tolerance=-1%"]);
+    assert_eq!(code, 64, "a negative tolerance is a usage error: {text}");
+    assert!(text.contains("must be zero or more"), "{text}");
+}

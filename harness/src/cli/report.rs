@@ -29,6 +29,10 @@ pub struct CompareArgs {
     /// p99 rises smaller than this never count (loopback jitter): `1ms`.
     #[arg(long, default_value = "1ms", value_parser = parse_ms)]
     pub p99_floor: f64,
+    /// Allowed rise of a slope that was already over its limit in the base run (a known leak
+    /// on main): `10%` or `0.1`. A slope that newly crosses its limit always regresses.
+    #[arg(long, default_value = "10%", value_parser = parse_share)]
+    pub slope_tolerance: f64,
 }
 
 /// Rewrites `junit.xml`, `summary.md` and `report.html` from the folder's files.
@@ -62,6 +66,7 @@ pub fn compare(a: CompareArgs) -> ExitCode {
     let tol = Tolerance {
         p99_relative: a.p99_tolerance,
         p99_floor_ms: a.p99_floor,
+        slope_relative: a.slope_tolerance,
     };
     let c = compare::compare(&base, &new, tol);
     print!("{}", compare::render(&c));

@@ -17,6 +17,8 @@ pub struct Tolerance {
     pub p99_relative: f64,
     /// p99 rises smaller than this many milliseconds never count.
     pub p99_floor_ms: f64,
+    /// Allowed relative rise of a slope that was already over its limit in the base run.
+    pub slope_relative: f64,
 }
 
 impl Default for Tolerance {
@@ -24,6 +26,7 @@ impl Default for Tolerance {
         Self {
             p99_relative: 0.10,
             p99_floor_ms: 1.0,
+            slope_relative: 0.10,
         }
     }
 }
@@ -174,9 +177,9 @@ fn slope_rows(c: &mut Comparison, base: &RunData, new: &RunData, tol: Tolerance)
         let over = g.observed > g.limit;
         let was_over = b.is_some_and(|b| b.observed > b.limit);
         // Crossing the limit is a regression; a run already over it regresses only when the
-        // slope grew beyond the tolerance, so a known leak on main does not block every PR.
+        // slope grew beyond its tolerance, so a known leak on main does not block every PR.
         let worse = match b {
-            Some(b) if was_over => g.observed > b.observed * (1.0 + tol.p99_relative),
+            Some(b) if was_over => g.observed > b.observed * (1.0 + tol.slope_relative),
             _ => true,
         };
         let regressed = over && worse;
