@@ -3,6 +3,7 @@
 # reference grpc-target (loopback only; target on CPU 0, generator on CPU 1).
 #
 #   bash harness/benches/grpc.sh            # max throughput 10 s each, then 5 000 calls/s for 30 s
+#   STREAMS=8 bash harness/benches/grpc.sh  # multiplexed: h2load -m 8, leakgate on the h2 crate
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client; }
@@ -10,7 +11,7 @@ command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq n
 cargo build --release --locked -p leakgate -p leakgate-targets --manifest-path "$repo/Cargo.toml"
 bin=$repo/target/release
 work=$(mktemp -d /tmp/leakgate-grpc-bench.XXXXXX)
-conns=${CONNS:-50}; secs=${DURATION:-10}; rate=${RATE:-5000}; rate_secs=${RATE_DURATION:-30}
+conns=${CONNS:-50}; streams=${STREAMS:-1}; secs=${DURATION:-10}; rate=${RATE:-5000}; rate_secs=${RATE_DURATION:-30}
 
 taskset -c 0 "$bin/grpc-target" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 > "$work/target.out" &
 target=$!
@@ -26,7 +27,7 @@ scenario() { # $1 = rate value
 protocol = "grpc"
 base_url = "http://$addr"
 connections = $conns
-streams_per_connection = 1
+streams_per_connection = $streams
 [load.grpc]
 protos = ["$repo/targets/proto/leakgate/target/v1/target.proto"]
 import_paths = ["$repo/targets/proto"]
@@ -46,8 +47,8 @@ measure() { # name command...
   tail -n 1 "$work/$name.err"
 }
 
-h2=(h2load -c "$conns" -m 1 -d "$work/frame.bin" -H 'content-type: application/grpc' -H 'te: trailers')
-echo "== max throughput, $secs s, $conns connections, 1 stream each"
+h2=(h2load -c "$conns" -m "$streams" -d "$work/frame.bin" -H 'content-type: application/grpc' -H 'te: trailers')
+echo "== max throughput, $secs s, $conns connections, $streams stream(s) each"
 measure h2load-max "${h2[@]}" -D "$secs" "http://$addr/leakgate.target.v1.Target/Get"
 grep -E "^finished in|requests:" "$work/h2load-max.out" || true
 scenario '"max"' "$secs"
