@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod exit;
+pub mod heap;
 pub mod load;
 pub mod probe;
 pub mod record;

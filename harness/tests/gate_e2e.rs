@@ -124,13 +124,23 @@ fn clean(name: &str) {
 #[test]
 fn unbounded_cache_leaks() {
     let results = leaky("rest-unbounded-cache", &["rss_bytes", "cache_entries"]);
-    // `analyze` reaches the same verdict from the recorded samples alone.
     let dir = std::fs::read_dir(results.path())
         .unwrap()
         .next()
         .unwrap()
         .unwrap()
         .path();
+    // The heap diff names the code that holds the memory: the cache's value builder on top.
+    let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    let top = md
+        .lines()
+        .skip_while(|l| !l.starts_with("| site |"))
+        .nth(2)
+        .unwrap_or_else(|| panic!("no heap table in summary.md:\n{md}"));
+    assert!(top.contains("`leakgate_targets::cache::"), "{top}\n{md}");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("<table id=\"heap\">"));
+    // `analyze` reaches the same verdict from the recorded samples alone.
     let out = leakgate()
         .arg("analyze")
         .arg(dir.join("samples.ndjson"))

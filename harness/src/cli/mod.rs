@@ -36,6 +36,9 @@ pub enum Command {
     Compare(report::CompareArgs),
     /// Print the JSON Schema of summary.json.
     Schema,
+    /// Show what grew between two pprof heap profiles, by allocation site (a run folder's
+    /// heap-start.pb.gz and heap-end.pb.gz, or any two).
+    Heapdiff(report::HeapdiffArgs),
 }
 
 /// `leakgate run`.
@@ -102,6 +105,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Analyze(args) => analyze::analyze(args),
         Command::Report(args) => report::report(args),
         Command::Compare(args) => report::compare(args),
+        Command::Heapdiff(args) => report::heapdiff(args),
         Command::Schema => {
             println!("{}", crate::report::summary::schema_json());
             ExitCode::Pass

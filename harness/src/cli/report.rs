@@ -1,5 +1,6 @@
-//! `leakgate report RUN_DIR` and `leakgate compare BASE NEW`: reports rebuilt from a run
-//! folder's files, and two runs side by side for a pull-request gate.
+//! `leakgate report RUN_DIR`, `leakgate compare BASE NEW` and `leakgate heapdiff`: reports
+//! rebuilt from a run folder's files, two runs side by side for a pull-request gate, and the
+//! heap growth between two profiles.
 
 use std::path::PathBuf;
 
@@ -33,6 +34,44 @@ pub struct CompareArgs {
     /// on main): `10%` or `0.1`. A slope that newly crosses its limit always regresses.
     #[arg(long, default_value = "10%", value_parser = parse_share)]
     pub slope_tolerance: f64,
+}
+
+/// `leakgate heapdiff START END`.
+#[derive(Debug, Args)]
+pub struct HeapdiffArgs {
+    /// The profile taken first (`heap-start.pb.gz`), or a run folder holding both.
+    pub start: PathBuf,
+    /// The profile taken later (`heap-end.pb.gz`); omitted when START is a run folder.
+    pub end: Option<PathBuf>,
+    /// How many sites to list.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+}
+
+/// Prints the heap growth by allocation site as Markdown; exit 65 when a profile is unreadable.
+pub fn heapdiff(a: HeapdiffArgs) -> ExitCode {
+    let (start, end) = match a.end {
+        Some(end) => (a.start, end),
+        None => (
+            a.start.join(crate::heap::START_NAME),
+            a.start.join(crate::heap::END_NAME),
+        ),
+    };
+    let name = |p: &PathBuf| {
+        p.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    };
+    match crate::heap::diff_files(&start, &end, a.top) {
+        Ok(d) => {
+            let text = crate::report::markdown::heap(&Ok(d), &name(&start), &name(&end));
+            print!("{text}");
+            ExitCode::Pass
+        }
+        Err(e) => {
+            eprintln!("leakgate heapdiff: {e}");
+            ExitCode::BadScenario
+        }
+    }
 }
 
 /// Rewrites `junit.xml`, `summary.md` and `report.html` from the folder's files.

@@ -1,10 +1,11 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no scripts, nothing fetched) that
-//! a browser opens straight from a CI artifact: verdict, gates, load, charts on one time axis,
-//! events and the resolved plan.
+//! a browser opens straight from a CI artifact: verdict, gates, load, heap growth, charts on
+//! one time axis, events and the resolved plan.
 
 use std::fmt::Write;
 
 use super::charts;
+use super::markdown;
 use super::run_data::RunData;
 use super::svg::{self, esc};
 use super::words;
@@ -62,6 +63,7 @@ pub fn render(run: &RunData) -> String {
     }
     gates(&mut h, run);
     load(&mut h, run);
+    heap(&mut h, run);
     let charts = charts::build(run);
     if !charts.is_empty() {
         h.push_str(
@@ -187,6 +189,74 @@ fn latency_row(h: &mut String, name: &str, l: &LatencySummary) {
          <td class=\"num\">{:.3}</td><td class=\"num\">{}</td></tr>",
         l.p50, l.p90, l.p95, l.p99, l.p999, l.max, l.count
     );
+}
+
+/// What grew between the heap profiles, by allocation site.
+fn heap(h: &mut String, run: &RunData) {
+    let Some(diff) = &run.heap else {
+        return;
+    };
+    h.push_str("<h2>Heap growth</h2>\n");
+    let d = match diff {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = writeln!(
+                h,
+                "<p class=\"alert\">The heap profiles could not be compared: {}</p>",
+                esc(e)
+            );
+            return;
+        }
+    };
+    let v = |x: i64| esc(&markdown::heap_value(x, &d.unit));
+    let _ = writeln!(
+        h,
+        "<p><code>{}</code> from <code>{}</code> to <code>{}</code>: {} before the load, {} after. \
+         Each site is the first frame above the allocator and the standard library.</p>",
+        esc(&d.sample_type),
+        crate::heap::START_NAME,
+        crate::heap::END_NAME,
+        v(d.start_total),
+        v(d.end_total),
+    );
+    if d.sites.is_empty() {
+        h.push_str("<p>No allocation site grew.</p>\n");
+        return;
+    }
+    h.push_str(
+        // Long Rust paths wrap anywhere instead of widening the page (styled here, not in STYLE, so
+        // reports without a heap section keep their bytes).
+        "<table id=\"heap\" style=\"table-layout:fixed;overflow-wrap:anywhere\">\
+         <colgroup><col style=\"width:33%\"><col style=\"width:9%\"><col style=\"width:9%\">\
+         <col style=\"width:9%\"><col></colgroup>\
+         <tr><th>site</th><th>before</th><th>after</th><th>growth</th><th>called from</th></tr>\n",
+    );
+    for s in &d.sites {
+        let at =
+            s.at.as_deref()
+                .map(|a| format!(" <span class=\"why\">{}</span>", esc(a)));
+        let callers: Vec<String> = s
+            .callers
+            .iter()
+            .map(|c| format!("<code>{}</code>", esc(c)))
+            .collect();
+        let _ = writeln!(
+            h,
+            "<tr><td><code>{}</code>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">+{}</td><td>{}</td></tr>",
+            esc(&s.function),
+            at.unwrap_or_default(),
+            v(s.start),
+            v(s.end),
+            v(s.growth()),
+            if callers.is_empty() {
+                "–".into()
+            } else {
+                callers.join(" ← ")
+            },
+        );
+    }
+    h.push_str("</table>\n");
 }
 
 fn events(h: &mut String, run: &RunData) {

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use super::run_data::RunData;
 use super::words;
+use crate::heap::HeapDiff;
 use crate::verdict::Outcome;
 
 /// Renders the Markdown summary of a run; `html_name` is the HTML report's file name, linked
@@ -75,12 +76,83 @@ pub fn render(run: &RunData, html_name: &str) -> String {
             l.steady_corrected.p99,
         );
     }
+    if let Some(h) = &run.heap {
+        out.push_str(&heap(h, crate::heap::START_NAME, crate::heap::END_NAME));
+    }
     let _ = writeln!(
         out,
         "Run folder `{}`: HTML report [`{html_name}`]({html_name}), `summary.json`, `samples.ndjson`, `junit.xml`.",
         folder_name(run)
     );
     out
+}
+
+/// The heap growth paragraph and table, between profiles `from` and `to` (also what
+/// `leakgate heapdiff` prints).
+pub fn heap(h: &Result<HeapDiff, String>, from: &str, to: &str) -> String {
+    let d = match h {
+        Ok(d) => d,
+        Err(e) => {
+            return format!(
+                "**Heap growth:** the profiles could not be compared: {}\n\n",
+                one_line(e)
+            );
+        }
+    };
+    let v = |x: i64| heap_value(x, &d.unit);
+    let mut out = format!(
+        "**Heap growth** (`{}` from `{}` to `{}`): {} before the load, {} after ({}).",
+        d.sample_type,
+        cell(from),
+        cell(to),
+        v(d.start_total),
+        v(d.end_total),
+        signed(d.end_total - d.start_total, &d.unit),
+    );
+    if d.sites.is_empty() {
+        out.push_str(" No allocation site grew.\n\n");
+        return out;
+    }
+    out.push_str(
+        " The sites that grew most, each the first frame above the allocator and the standard library:\n\n",
+    );
+    out.push_str(
+        "| site | before | after | growth | called from |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for s in &d.sites {
+        let at =
+            s.at.as_deref()
+                .map(|a| format!(" ({a})"))
+                .unwrap_or_default();
+        let callers: Vec<String> = s.callers.iter().map(|c| format!("`{}`", cell(c))).collect();
+        let _ = writeln!(
+            out,
+            "| `{}`{} | {} | {} | {} | {} |",
+            cell(&s.function),
+            cell(&at),
+            v(s.start),
+            v(s.end),
+            signed(s.growth(), &d.unit),
+            if callers.is_empty() {
+                "–".into()
+            } else {
+                callers.join(" ← ")
+            },
+        );
+    }
+    out.push('\n');
+    out
+}
+
+/// A heap figure in its unit (bytes when the profile says so, else a count).
+pub fn heap_value(x: i64, unit: &str) -> String {
+    let unit = if unit == "bytes" { "bytes" } else { "count" };
+    words::value(x as f64, unit)
+}
+
+fn signed(x: i64, unit: &str) -> String {
+    let sign = if x < 0 { "−" } else { "+" };
+    format!("{sign}{}", heap_value(x.abs(), unit))
 }
 
 /// The run folder's own name: the same text however the folder was named on the command line.

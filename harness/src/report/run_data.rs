@@ -22,6 +22,8 @@ pub struct RunData {
     pub samples: Vec<ProbeSample>,
     /// Events in time order.
     pub events: Vec<Event>,
+    /// What grew between the heap profiles, when the run took them.
+    pub heap: Option<Result<crate::heap::HeapDiff, String>>,
 }
 
 impl RunData {
@@ -53,7 +55,8 @@ impl RunData {
         Ok(Self::from_parts(dir, summary, records))
     }
 
-    /// Builds the data from a summary and records already in memory.
+    /// Builds the data from a summary and records already in memory (and the folder's heap
+    /// profiles, when there are any).
     pub fn from_parts(dir: &Path, summary: Summary, records: Vec<Record>) -> Self {
         let mut windows = Vec::new();
         let mut samples = Vec::new();
@@ -75,6 +78,7 @@ impl RunData {
             windows,
             samples,
             events,
+            heap: crate::heap::diff_run(dir),
         }
     }
 

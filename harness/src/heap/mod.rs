@@ -1,0 +1,75 @@
+//! heap: what grew in the target's heap between the profile taken before the load and the one
+//! taken after it (`heap-start.pb.gz`, `heap-end.pb.gz`), by allocation site.
+
+pub mod diff;
+pub mod pprof;
+
+use std::path::{Path, PathBuf};
+
+pub use diff::{HeapDiff, Site};
+
+/// File name of the heap profile taken before the load.
+pub const START_NAME: &str = "heap-start.pb.gz";
+/// File name of the heap profile taken after the load.
+pub const END_NAME: &str = "heap-end.pb.gz";
+/// Sites a report lists.
+pub const TOP: usize = 10;
+
+/// Why a heap diff could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum HeapError {
+    /// A profile could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file is not a pprof profile, or the two cannot be compared.
+    #[error("{path}: {message}")]
+    Profile {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// Reads and compares two profile files, keeping the `top` sites that grew most.
+pub fn diff_files(start: &Path, end: &Path, top: usize) -> Result<HeapDiff, HeapError> {
+    let read = |path: &Path| {
+        let bytes = std::fs::read(path).map_err(|source| HeapError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        pprof::Profile::decode_bytes(&bytes).map_err(|message| HeapError::Profile {
+            path: path.to_path_buf(),
+            message,
+        })
+    };
+    let (a, b) = (read(start)?, read(end)?);
+    diff::diff(&a, &b, top).map_err(|message| HeapError::Profile {
+        path: end.to_path_buf(),
+        message,
+    })
+}
+
+/// The diff of a run folder's two profiles: `None` when the run took none. An error names the
+/// file by its name only, so reports read the same wherever the folder is.
+pub fn diff_run(dir: &Path) -> Option<Result<HeapDiff, String>> {
+    let (start, end) = (dir.join(START_NAME), dir.join(END_NAME));
+    if !(start.exists() && end.exists()) {
+        return None;
+    }
+    Some(diff_files(&start, &end, TOP).map_err(|e| match e {
+        HeapError::Read { path, source } => format!("cannot read {}: {source}", name(&path)),
+        HeapError::Profile { path, message } => format!("{}: {message}", name(&path)),
+    }))
+}
+
+fn name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
