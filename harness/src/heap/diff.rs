@@ -6,19 +6,23 @@ use std::collections::HashMap;
 
 use super::pprof::Profile;
 
-/// Frames that are the allocator itself: never a site.
+/// Entry points of the allocator: they and every frame below them (the allocator's own
+/// internals, whatever their names in a debug build) are never a site.
 const ALLOCATOR: &[&str] = &[
     "_rjem_",
     "je_",
-    "prof_",
     "malloc",
     "calloc",
     "realloc",
     "posix_memalign",
     "aligned_alloc",
-    "__rust_",
-    "__rdl_",
-    "__rg_",
+    // Exact shims: `__rust_try` (panic catching) is not an allocation.
+    "__rust_alloc",
+    "__rust_realloc",
+    "__rdl_alloc",
+    "__rdl_realloc",
+    "__rg_alloc",
+    "__rg_realloc",
     "tikv_jemallocator",
     "runtime.mallocgc",
     "runtime.newobject",
@@ -184,11 +188,15 @@ fn sites(p: &Profile, index: usize) -> HashMap<String, Site> {
                     .then(|| (Cow::Owned(format!("{:#x}", l.address)), "", 0));
                 named.chain(bare)
             })
-            .filter(|(name, _, _)| !matches_any(name, ALLOCATOR))
             .collect();
+        let above = frames
+            .iter()
+            .rposition(|(name, _, _)| matches_any(name, ALLOCATOR))
+            .map_or(0, |i| i + 1);
+        let frames = &frames[above..];
         let Some(at) = frames
             .iter()
-            .position(|(n, _, _)| !matches_any(n, LIBRARY))
+            .position(|(n, _, _)| !is_library(n))
             .or_else(|| (!frames.is_empty()).then_some(0))
         else {
             continue;
@@ -202,7 +210,7 @@ fn sites(p: &Profile, index: usize) -> HashMap<String, Site> {
             }),
             callers: frames[at + 1..]
                 .iter()
-                .filter(|(n, _, _)| !matches_any(n, LIBRARY))
+                .filter(|(n, _, _)| !is_library(n))
                 .take(CALLERS)
                 .map(|(n, _, _)| n.to_string())
                 .collect(),
@@ -221,8 +229,22 @@ fn sites(p: &Profile, index: usize) -> HashMap<String, Site> {
     out.into_iter().map(|(k, (s, _))| (k, s)).collect()
 }
 
+/// A library frame. A trait method `<A as B>::m` belongs to A's crate, or to B's when A is a
+/// built-in type (`<u8 as alloc::vec::SpecFromElem>::from_elem` is the standard library's,
+/// `<app::Buf as std::io::Write>::write` the application's).
+fn is_library(name: &str) -> bool {
+    let bare = name.strip_prefix("__rustc::").unwrap_or(name);
+    if let Some((a, b)) = bare.strip_prefix('<').and_then(|r| r.split_once(" as ")) {
+        let builtin = !a.contains("::");
+        return matches_any(a, LIBRARY) || (builtin && matches_any(b, LIBRARY));
+    }
+    matches_any(bare, LIBRARY)
+}
+
 fn matches_any(name: &str, prefixes: &[&str]) -> bool {
     let bare = name.trim_start_matches(['<', '&', '*', '(']);
+    // Rust 1.9x names its allocator shims `__rustc::__rust_alloc`.
+    let bare = bare.strip_prefix("__rustc::").unwrap_or(bare);
     prefixes.iter().any(|p| bare.starts_with(p))
 }
 
@@ -292,6 +314,18 @@ mod tests {
         "main",
     ];
     const STEADY: &[&str] = &["malloc", "app::steady", "main"];
+    /// A debug build's stack: jemalloc's internals by their own names, then Rust's shim.
+    const DEBUG_LEAK: &[&str] = &[
+        "imalloc_body",
+        "imalloc",
+        "imalloc_fastpath",
+        "__rustc::__rust_alloc",
+        "alloc::alloc::alloc",
+        "<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem",
+        "app::leak",
+        "__rust_try",
+        "main",
+    ];
 
     #[test]
     fn the_site_that_grew_is_named_with_its_callers() {
@@ -310,6 +344,19 @@ mod tests {
         assert_eq!(s.at.as_deref(), Some("src/lib.rs:7"));
         assert_eq!(s.callers, ["app::handler", "tokio::run", "main"]);
         assert_eq!((s.start, s.end, s.growth()), (100, 1100, 1000));
+    }
+
+    #[test]
+    fn everything_below_the_allocator_entry_is_skipped() {
+        let types = [("inuse_space", "bytes")];
+        let end = profile(&types, &[(DEBUG_LEAK, vec![512])]);
+        let d = diff(&profile(&types, &[]), &end, 5).unwrap();
+        assert_eq!(d.sites[0].function, "app::leak");
+        assert_eq!(d.sites[0].callers, ["__rust_try", "main"]);
+        assert!(!is_library("<app::Buf as std::io::Write>::write"));
+        assert!(is_library(
+            "<alloc::vec::Vec<u8> as core::clone::Clone>::clone"
+        ));
     }
 
     #[test]

@@ -129,7 +129,7 @@ pub fn heap(h: &Result<HeapDiff, String>, from: &str, to: &str) -> String {
             out,
             "| `{}`{} | {} | {} | {} | {} |",
             cell(&s.function),
-            cell(&at),
+            at,
             v(s.start),
             v(s.end),
             signed(s.growth(), &d.unit),
