@@ -139,7 +139,10 @@ fn unbounded_cache_leaks() {
         .unwrap_or_else(|| panic!("no heap table in summary.md:\n{md}"));
     assert!(top.contains("`leakgate_targets::cache::"), "{top}\n{md}");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
-    assert!(html.contains("<table id=\"heap\">"));
+    assert!(
+        html.contains("<table id=\"heap\""),
+        "no heap table in report.html"
+    );
     // `analyze` reaches the same verdict from the recorded samples alone.
     let out = leakgate()
         .arg("analyze")
