@@ -255,6 +255,33 @@ pub fn verdict(v: &Verdict) -> String {
     out
 }
 
+/// The heap growth in one line: the total and the site that grew most, with its caller.
+pub fn heap_line(h: &Result<crate::heap::HeapDiff, String>) -> String {
+    use crate::report::markdown::heap_value;
+    let d = match h {
+        Ok(d) => d,
+        Err(e) => return format!("Heap: the profiles could not be compared: {e}"),
+    };
+    let mut line = format!(
+        "Heap: {} → {} {} between heap-start.pb.gz and heap-end.pb.gz",
+        heap_value(d.start_total, &d.unit),
+        heap_value(d.end_total, &d.unit),
+        d.sample_type
+    );
+    if let Some(s) = d.sites.first() {
+        line.push_str(&format!(
+            "; grew most in {} (+{}",
+            s.function,
+            heap_value(s.growth(), &d.unit)
+        ));
+        if let Some(c) = s.callers.first() {
+            line.push_str(&format!(", called from {c}"));
+        }
+        line.push_str("); all sites: summary.md");
+    }
+    line
+}
+
 /// Everything after the run, including the bench script's `key=value` line.
 pub fn outcome(o: &RunOutcome) -> String {
     let mut out = String::new();
@@ -267,6 +294,10 @@ pub fn outcome(o: &RunOutcome) -> String {
     }
     if let Some(v) = &o.summary.verdict {
         out.push_str(&verdict(v));
+        out.push('\n');
+    }
+    if let Some(h) = crate::heap::diff_run(&o.run_dir) {
+        out.push_str(&heap_line(&h));
         out.push('\n');
     }
     out.push_str(&format!(
@@ -334,5 +365,36 @@ mod tests {
             flat.push(3.0, 7.0);
         }
         assert_eq!(flat.slope(), None, "no spread in x: no slope");
+    }
+
+    #[test]
+    fn heap_line_names_the_total_and_the_top_site() {
+        let d = crate::heap::HeapDiff {
+            sample_type: "inuse_space".into(),
+            unit: "bytes".into(),
+            start_total: 0,
+            end_total: 3 << 20,
+            sites: vec![crate::heap::Site {
+                function: "app::leak".into(),
+                at: None,
+                callers: vec!["app::handler".into()],
+                start: 0,
+                end: 2 << 20,
+            }],
+        };
+        let line = heap_line(&Ok(d));
+        assert!(
+            line.starts_with("Heap: 0 B → 3.00 MiB inuse_space"),
+            "{line}"
+        );
+        assert!(
+            line.contains("grew most in app::leak (+2.00 MiB, called from app::handler)"),
+            "{line}"
+        );
+        let bad = heap_line(&Err("heap-end.pb.gz: not a pprof profile".into()));
+        assert!(
+            bad.contains("could not be compared: heap-end.pb.gz"),
+            "{bad}"
+        );
     }
 }
