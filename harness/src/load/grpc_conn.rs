@@ -16,14 +16,9 @@ use h2::{RecvStream, SendStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::grpc::FrameCounter;
-use super::http::{Exchange, failed};
+use super::h2wire::{CONNECTION_WINDOW, STREAM_WINDOW};
+use super::http::{Exchange, done, failed};
 use super::stats::{ErrorKind, Outcome};
-
-/// Per-stream receive window: large enough that a streaming response rarely waits for a
-/// WINDOW_UPDATE, and updates (extra writes) stay rare.
-const STREAM_WINDOW: u32 = 1 << 20;
-/// Per-connection receive window, shared by all streams of the connection.
-const CONNECTION_WINDOW: u32 = 1 << 24;
 
 /// What a gRPC call adds to an exchange: its response messages and when the first arrived.
 #[derive(Debug, Clone, Copy, Default)]
@@ -164,15 +159,6 @@ fn status_of(h: &http::HeaderMap) -> Option<i32> {
     h.get("grpc-status")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i32>().ok())
-}
-
-/// A finished call; the connection stays usable (a stream's end or reset does not close it).
-fn done(outcome: Outcome, bytes: u64) -> Exchange {
-    Exchange {
-        outcome,
-        bytes,
-        reusable: true,
-    }
 }
 
 /// Maps an h2 error to an error kind: I/O by its kind, resets and GOAWAY as resets.

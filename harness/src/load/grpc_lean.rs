@@ -3,30 +3,26 @@
 //!
 //! As in `h1`, the calling task owns the socket: a call's HEADERS and DATA leave in one write
 //! and response frames are parsed where they were read, with no connection task, channel or
-//! stream store between the call and the socket. Requests use literal HPACK fields only, so
-//! no encoder state is kept; responses go through a full HPACK decoder, since servers use
-//! Huffman coding and their dynamic table. Multiplexed and TLS connections use the `h2` crate
-//! (`grpc_conn`).
+//! stream store between the call and the socket. Requests are encoded by `hpack` (a request
+//! kind's fixed fields go into the server's dynamic table once, then cost a byte each);
+//! responses go through a full HPACK decoder, since servers use Huffman coding and their
+//! dynamic table. Multiplexed and TLS connections use the `h2` crate (`grpc_conn`).
 
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::grpc::FrameCounter;
 use super::grpc_conn::StreamStats;
-use super::h2wire::{self as wire, code, setting};
+use super::h2wire::{self as wire, CONNECTION_WINDOW, STREAM_WINDOW, code, setting};
 use super::hpack::{Encoder, Field};
 use super::http::Exchange;
 use super::stats::ErrorKind;
 
 mod frames;
 
-/// Per-stream receive window we announce (as `grpc_conn` does).
-const STREAM_WINDOW: u32 = 1 << 20;
-/// Connection receive window we open at the start.
-const CONNECTION_WINDOW: u32 = 1 << 24;
 /// Largest response header block accepted (HEADERS plus CONTINUATION payloads).
 const MAX_BLOCK: usize = 256 * 1024;
 /// Dynamic table size the decoder allows (the HTTP/2 default; we never announce another).
@@ -216,11 +212,15 @@ impl GrpcLean {
         abandon_after: Option<u64>,
         stream: &mut StreamStats,
     ) -> Result<Exchange, ErrorKind> {
-        if !self.open || self.next_id > wire::MAX_STREAM_ID {
+        if !self.open {
             return Err(ErrorKind::Reset);
         }
         let id = self.next_id;
         self.next_id += 2;
+        // The last stream id: this call still runs, the next one reconnects.
+        if self.next_id > wire::MAX_STREAM_ID {
+            self.open = false;
+        }
         self.active = id;
         let mut call = Call {
             id,
@@ -241,16 +241,13 @@ impl GrpcLean {
             if let Some(x) = self.drain(&mut call, stream)? {
                 // Replies to control frames (and a reset) go out now, without waiting.
                 self.try_flush();
-                if self.next_id > wire::MAX_STREAM_ID {
-                    self.open = false;
-                }
                 return Ok(x);
             }
             self.push_data(&mut call);
             if !self.out.is_empty() {
                 self.flush().await?;
             }
-            self.fill().await?;
+            super::http::read_more(&mut self.io, &mut self.rbuf).await?;
         }
     }
 
@@ -274,7 +271,10 @@ impl GrpcLean {
     /// Writes all queued frames.
     async fn flush(&mut self) -> Result<(), ErrorKind> {
         self.writing = true;
-        self.io.write_all(&self.out).await.map_err(io_kind)?;
+        self.io
+            .write_all(&self.out)
+            .await
+            .map_err(|e| super::http::io_kind(&e))?;
         self.writing = false;
         self.out.clear();
         Ok(())
@@ -295,20 +295,4 @@ impl GrpcLean {
             }
         }
     }
-
-    /// Reads more bytes; EOF means the server closed the connection mid-call.
-    async fn fill(&mut self) -> Result<(), ErrorKind> {
-        if self.rbuf.capacity() - self.rbuf.len() < 4096 {
-            self.rbuf.reserve(16 * 1024);
-        }
-        match self.io.read_buf(&mut self.rbuf).await {
-            Ok(0) => Err(ErrorKind::Reset),
-            Ok(_) => Ok(()),
-            Err(e) => Err(io_kind(e)),
-        }
-    }
-}
-
-fn io_kind(e: std::io::Error) -> ErrorKind {
-    super::http::io_kind(&e)
 }

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::http::Exchange;
@@ -112,14 +112,7 @@ impl H1Conn {
 
     /// Reads more bytes; EOF is a reset (the response was not complete).
     async fn fill(&mut self) -> Result<usize, ErrorKind> {
-        if self.buf.capacity() - self.buf.len() < 4096 {
-            self.buf.reserve(16 * 1024);
-        }
-        match self.stream.read_buf(&mut self.buf).await {
-            Ok(0) => Err(ErrorKind::Reset),
-            Ok(n) => Ok(n),
-            Err(e) => Err(io_kind(e)),
-        }
+        super::http::read_more(&mut self.stream, &mut self.buf).await
     }
 
     fn parse_head(&mut self) -> Result<Option<(u16, Framing, bool)>, ErrorKind> {

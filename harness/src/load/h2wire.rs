@@ -11,6 +11,11 @@ pub const DEFAULT_MAX_FRAME: usize = 16_384;
 pub const DEFAULT_WINDOW: i64 = 65_535;
 /// Largest flow-control window.
 pub const MAX_WINDOW: i64 = (1 << 31) - 1;
+/// Per-stream receive window leakgate announces on every HTTP/2 connection: large enough that
+/// a streaming response rarely waits for a WINDOW_UPDATE, and updates (extra writes) stay rare.
+pub const STREAM_WINDOW: u32 = 1 << 20;
+/// Per-connection receive window leakgate opens on every HTTP/2 connection.
+pub const CONNECTION_WINDOW: u32 = 1 << 24;
 /// Largest stream identifier.
 pub const MAX_STREAM_ID: u32 = (1 << 31) - 1;
 
@@ -145,28 +150,27 @@ pub fn rst_stream(out: &mut Vec<u8>, stream: u32, error: u32) {
 
 /// Appends a header block as HEADERS plus CONTINUATION frames of at most `max_frame` bytes.
 pub fn headers(out: &mut Vec<u8>, stream: u32, block: &[u8], max_frame: usize, end_stream: bool) {
-    let mut chunks = block.chunks(max_frame.max(1)).peekable();
-    let mut first = true;
-    // An empty block is still one HEADERS frame.
-    if block.is_empty() {
-        let flags = flag::END_HEADERS | if end_stream { flag::END_STREAM } else { 0 };
-        head(out, 0, kind::HEADERS, flags, stream);
-        return;
-    }
-    while let Some(c) = chunks.next() {
-        let last = chunks.peek().is_none();
+    let max = max_frame.max(1);
+    let mut at = 0;
+    // At least one frame: an empty block is still one HEADERS frame.
+    loop {
+        let end = (at + max).min(block.len());
+        let (first, last) = (at == 0, end == block.len());
         let mut flags = if last { flag::END_HEADERS } else { 0 };
+        if first && end_stream {
+            flags |= flag::END_STREAM;
+        }
         let kind = if first {
-            if end_stream {
-                flags |= flag::END_STREAM;
-            }
             kind::HEADERS
         } else {
             kind::CONTINUATION
         };
-        head(out, c.len(), kind, flags, stream);
-        out.extend_from_slice(c);
-        first = false;
+        head(out, end - at, kind, flags, stream);
+        out.extend_from_slice(&block[at..end]);
+        if last {
+            return;
+        }
+        at = end;
     }
 }
 
@@ -219,6 +223,15 @@ mod tests {
                 (kind::CONTINUATION, 0),
                 (kind::CONTINUATION, flag::END_HEADERS)
             ]
+        );
+        // An empty block is one HEADERS frame that ends the headers (and here the stream).
+        let mut empty = Vec::new();
+        headers(&mut empty, 5, &[], 16, true);
+        let h = Head::parse(&empty);
+        assert_eq!(empty.len(), HEAD_LEN);
+        assert_eq!(
+            (h.kind, h.flags, h.len, h.stream),
+            (kind::HEADERS, flag::END_HEADERS | flag::END_STREAM, 0, 5)
         );
     }
 

@@ -145,8 +145,8 @@ impl Connector {
             // gRPC never reaches here: `connect` hands it to the lean client.
             Protocol::Http2 | Protocol::Grpc => {
                 let (send, conn) = http2::Builder::new(TokioExecutor::new())
-                    .initial_stream_window_size(1 << 20)
-                    .initial_connection_window_size(1 << 24)
+                    .initial_stream_window_size(super::h2wire::STREAM_WINDOW)
+                    .initial_connection_window_size(super::h2wire::CONNECTION_WINDOW)
                     .handshake(io)
                     .await
                     .map_err(|_| ErrorKind::Connect)?;
@@ -257,6 +257,33 @@ pub(crate) fn failed(kind: ErrorKind) -> Exchange {
         outcome: Outcome::Error(kind),
         bytes: 0,
         reusable: false,
+    }
+}
+
+/// An exchange that ended on a connection that stays usable (an HTTP/2 stream's end or reset
+/// does not close its connection).
+pub(crate) fn done(outcome: Outcome, bytes: u64) -> Exchange {
+    Exchange {
+        outcome,
+        bytes,
+        reusable: true,
+    }
+}
+
+/// Reads more bytes into `buf` (growing it when nearly full); EOF is a reset, since callers
+/// read only while a response is incomplete.
+pub(crate) async fn read_more(
+    io: &mut TcpStream,
+    buf: &mut bytes::BytesMut,
+) -> Result<usize, ErrorKind> {
+    use tokio::io::AsyncReadExt;
+    if buf.capacity() - buf.len() < 4096 {
+        buf.reserve(16 * 1024);
+    }
+    match io.read_buf(buf).await {
+        Ok(0) => Err(ErrorKind::Reset),
+        Ok(n) => Ok(n),
+        Err(e) => Err(io_kind(&e)),
     }
 }
 

@@ -2,10 +2,12 @@
 
 use bytes::Buf;
 
-use super::{CONNECTION_WINDOW, Call, GrpcLean, MAX_BLOCK, STREAM_WINDOW};
+use super::{Call, GrpcLean, MAX_BLOCK};
 use crate::load::grpc_conn::StreamStats;
-use crate::load::h2wire::{self as wire, code, flag, kind, setting};
-use crate::load::http::Exchange;
+use crate::load::h2wire::{
+    self as wire, CONNECTION_WINDOW, STREAM_WINDOW, code, flag, kind, setting,
+};
+use crate::load::http::{Exchange, done};
 use crate::load::stats::{ErrorKind, Outcome};
 
 impl GrpcLean {
@@ -295,15 +297,6 @@ impl GrpcLean {
             }
         }
         Ok(())
-    }
-}
-
-/// A finished call on a connection that stays usable.
-fn done(outcome: Outcome, bytes: u64) -> Exchange {
-    Exchange {
-        outcome,
-        bytes,
-        reusable: true,
     }
 }
 
