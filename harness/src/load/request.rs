@@ -180,8 +180,7 @@ impl Mix {
         *req.headers_mut() = head.headers.clone();
         for (name, t) in &head.templated {
             t.fill(seq, rng, buf);
-            let v = HeaderValue::from_str(buf)
-                .map_err(|e| format!("header {name}: \"{buf}\" is not a valid value: {e}"))?;
+            let v = HeaderValue::from_str(buf).map_err(|e| invalid_value(name, buf, e))?;
             req.headers_mut().append(name.clone(), v);
         }
         Ok((req, message))
@@ -201,13 +200,10 @@ impl Mix {
         block.clear();
         for (name, t) in &head.templated {
             t.fill(seq, rng, buf);
-            // The rule of `HeaderValue::from_str`, without building one.
+            // The rule of `HeaderValue::from_str`, checked without building one; only a bad
+            // value is built, for its error.
             if !buf.bytes().all(|b| (b >= 32 && b != 127) || b == b'\t') {
-                let e = HeaderValue::from_str(buf).err();
-                let e = e.map(|e| e.to_string()).unwrap_or_default();
-                return Err(format!(
-                    "header {name}: \"{buf}\" is not a valid value: {e}"
-                ));
+                HeaderValue::from_str(buf).map_err(|e| invalid_value(name, buf, e))?;
             }
             super::hpack::literal(block, None, name.as_str().as_bytes(), buf.as_bytes());
         }
@@ -304,12 +300,16 @@ impl Mix {
         }
         for (name, t) in &p.headers {
             t.fill(seq, rng, buf);
-            let v = HeaderValue::from_str(buf)
-                .map_err(|e| format!("header {name}: \"{buf}\" is not a valid value: {e}"))?;
+            let v = HeaderValue::from_str(buf).map_err(|e| invalid_value(name, buf, e))?;
             h.append(name.clone(), v);
         }
         Ok(req)
     }
+}
+
+/// The error for a templated header value that is not a valid one.
+fn invalid_value(name: &HeaderName, value: &str, e: http::header::InvalidHeaderValue) -> String {
+    format!("header {name}: \"{value}\" is not a valid value: {e}")
 }
 
 /// The fixed gRPC headers of `p` (content type, `te`, deadline, static metadata).
