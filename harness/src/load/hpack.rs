@@ -25,10 +25,23 @@ pub fn indexed(out: &mut Vec<u8>, index: u8) {
 /// Appends a literal field without indexing: the name by static index when given, else as a
 /// string; the value as a plain (not Huffman-coded) string.
 pub fn literal(out: &mut Vec<u8>, name_index: Option<u8>, name: &[u8], value: &[u8]) {
+    literal_as(out, 0x00, 4, name_index, name, value);
+}
+
+/// A literal field of the representation whose leading bits are `high`, its name index on an
+/// `n`-bit prefix (RFC 7541 6.2).
+fn literal_as(
+    out: &mut Vec<u8>,
+    high: u8,
+    n: u32,
+    name_index: Option<u8>,
+    name: &[u8],
+    value: &[u8],
+) {
     match name_index {
-        Some(i) => int(out, 0x00, 4, usize::from(i)),
+        Some(i) => int(out, high, n, usize::from(i)),
         None => {
-            out.push(0x00);
+            out.push(high);
             string(out, name);
         }
     }
@@ -59,18 +72,30 @@ const TABLE: usize = 4096;
 /// time it is sent and is referenced by index after, so a call's fixed fields shrink to a
 /// byte each and the server decodes no strings for them. Nothing is ever evicted, so the block
 /// built for a request kind stays valid until the table grows, and is reused until then.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Encoder {
     /// Entries we inserted, oldest first.
     entries: Vec<(Vec<u8>, Vec<u8>)>,
     /// Their HPACK size (name + value + 32 each).
     size: usize,
-    /// The table size the server's decoder allows, when below the default.
-    limit: Option<usize>,
+    /// The table size the server's decoder allows (the default until it says otherwise).
+    limit: usize,
     /// Size updates to signal at the start of the next block.
     updates: Vec<usize>,
     /// Blocks per request kind, valid while the table does not change.
     cache: Vec<Option<Vec<u8>>>,
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            size: 0,
+            limit: TABLE,
+            updates: Vec::new(),
+            cache: Vec::new(),
+        }
+    }
 }
 
 impl Encoder {
@@ -78,7 +103,7 @@ impl Encoder {
     /// acknowledgement is queued before it).
     pub fn set_limit(&mut self, max: u32) {
         let max = (max as usize).min(TABLE);
-        if Some(max) == self.limit || (self.limit.is_none() && max == TABLE) {
+        if max == self.limit {
             return;
         }
         // Start over in a table of the new size: signalled as an emptying, then the new size.
@@ -86,7 +111,7 @@ impl Encoder {
         self.size = 0;
         self.cache.clear();
         self.updates = vec![0, max];
-        self.limit = Some(max);
+        self.limit = max;
     }
 
     /// Appends the block of request kind `kind`, whose fixed fields are `fields`.
@@ -132,19 +157,12 @@ impl Encoder {
             return;
         }
         let entry = name.len() + value.len() + 32;
-        if self.size + entry > self.limit.unwrap_or(TABLE) {
+        if self.size + entry > self.limit {
             literal(out, name_index, name, value);
             return;
         }
         // Literal with incremental indexing.
-        match name_index {
-            Some(i) => int(out, 0x40, 6, usize::from(i)),
-            None => {
-                out.push(0x40);
-                string(out, name);
-            }
-        }
-        string(out, value);
+        literal_as(out, 0x40, 6, name_index, name, value);
         self.entries.push((name.to_vec(), value.to_vec()));
         self.size += entry;
     }
