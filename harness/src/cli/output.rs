@@ -296,8 +296,8 @@ pub fn outcome(o: &RunOutcome) -> String {
         out.push_str(&verdict(v));
         out.push('\n');
     }
-    if let Some(h) = crate::heap::diff_run(&o.run_dir) {
-        out.push_str(&heap_line(&h));
+    if let Some(h) = &o.heap {
+        out.push_str(&heap_line(h));
         out.push('\n');
     }
     out.push_str(&format!(

@@ -90,11 +90,7 @@ pub fn diff(start: &Profile, end: &Profile, top: usize) -> Result<HeapDiff, Stri
         .find(|&i| start.string(start.sample_type[i].r#type) == sample_type)
         .ok_or_else(|| format!("the start profile has no {sample_type} samples"))?;
     let before = sites(start, start_index);
-    let after = sites(end, index);
-    let mut merged: HashMap<String, Site> = HashMap::new();
-    for (name, s) in after {
-        merged.insert(name, s);
-    }
+    let mut merged = sites(end, index);
     for (name, s) in before {
         merged
             .entry(name)
@@ -202,28 +198,30 @@ fn sites(p: &Profile, index: usize) -> HashMap<String, Site> {
             continue;
         };
         let (name, file, line) = (&frames[at].0, frames[at].1, frames[at].2);
-        let site = Site {
-            function: name.to_string(),
-            at: (!file.is_empty()).then(|| match line {
+        let (site, largest) = out.entry(name.to_string()).or_insert_with(|| {
+            let site = Site {
+                function: name.to_string(),
+                at: None,
+                callers: Vec::new(),
+                start: 0,
+                end: 0,
+            };
+            (site, i64::MIN)
+        });
+        site.end += v;
+        // The place and callers shown are those of the site's largest sample.
+        if v > *largest {
+            *largest = v;
+            site.at = (!file.is_empty()).then(|| match line {
                 0 => file.to_string(),
                 l => format!("{file}:{l}"),
-            }),
-            callers: frames[at + 1..]
+            });
+            site.callers = frames[at + 1..]
                 .iter()
                 .filter(|(n, _, _)| !is_library(n))
                 .take(CALLERS)
                 .map(|(n, _, _)| n.to_string())
-                .collect(),
-            start: 0,
-            end: 0,
-        };
-        let entry = out.entry(name.to_string()).or_insert((site.clone(), 0));
-        entry.0.end += v;
-        // The callers shown are those of the site's largest sample.
-        if v > entry.1 {
-            entry.0.callers = site.callers;
-            entry.0.at = site.at;
-            entry.1 = v;
+                .collect();
         }
     }
     out.into_iter().map(|(k, (s, _))| (k, s)).collect()

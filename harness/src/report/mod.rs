@@ -71,11 +71,16 @@ pub enum ReportError {
 /// Reads the run folder and writes `junit.xml`, `summary.md` and `report.html` into it;
 /// returns the paths written.
 pub fn write_all(run_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
-    let run = RunData::load(run_dir)?;
+    write_run(&RunData::load(run_dir)?)
+}
+
+/// Writes the reports of a run folder already read; returns the paths written.
+pub fn write_run(run: &RunData) -> Result<Vec<PathBuf>, ReportError> {
+    let run_dir = &run.dir;
     let files = [
-        (JUNIT_NAME, junit::render(&run)),
-        (MARKDOWN_NAME, markdown::render(&run, HTML_NAME)),
-        (HTML_NAME, html::render(&run)),
+        (JUNIT_NAME, junit::render(run)),
+        (MARKDOWN_NAME, markdown::render(run, HTML_NAME)),
+        (HTML_NAME, html::render(run)),
     ];
     let mut written = Vec::with_capacity(files.len());
     for (name, text) in files {

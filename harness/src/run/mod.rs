@@ -66,6 +66,8 @@ pub struct RunOutcome {
     pub run_dir: PathBuf,
     /// The summary as written: with the load report and the verdict, when there were any.
     pub summary: Summary,
+    /// What grew between the heap profiles, as the reports show it, when the run took them.
+    pub heap: Option<Result<crate::heap::HeapDiff, String>>,
 }
 
 /// Called for every closed load window.
@@ -283,22 +285,30 @@ pub fn execute(plan: &Plan, mut opts: RunOptions) -> Result<RunOutcome, RunError
     summary
         .write(&run_dir)
         .map_err(results_err(run_dir.join("summary.json")))?;
-    write_reports(&run_dir);
+    let heap = write_reports(&run_dir);
     Ok(RunOutcome {
         exit,
         run_dir,
         summary,
+        heap,
     })
 }
 
-/// Writes the reports from the files just written; a report that cannot be written costs the
-/// report, never the run's result (summary.json and samples.ndjson are already on disk).
-fn write_reports(run_dir: &Path) {
-    if let Err(e) = crate::report::write_all(run_dir) {
-        eprintln!(
-            "leakgate: warning: reports not written: {e} (retry: leakgate report {})",
-            run_dir.display()
-        );
+/// Writes the reports from the files just written and hands back their heap diff; a report
+/// that cannot be written costs the report, never the run's result (summary.json and
+/// samples.ndjson are already on disk).
+fn write_reports(run_dir: &Path) -> Option<Result<crate::heap::HeapDiff, String>> {
+    let written = crate::report::run_data::RunData::load(run_dir)
+        .and_then(|run| crate::report::write_run(&run).map(|_| run.heap));
+    match written {
+        Ok(heap) => heap,
+        Err(e) => {
+            eprintln!(
+                "leakgate: warning: reports not written: {e} (retry: leakgate report {})",
+                run_dir.display()
+            );
+            None
+        }
     }
 }
 
