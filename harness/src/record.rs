@@ -22,6 +22,8 @@ pub enum Record {
     Probe(ProbeSample),
     /// A free-form event (phase change, target exit, drain check).
     Event(Event),
+    /// A rolling verdict over the recent horizon (long runs, `--until-verdict`).
+    Evaluation(Evaluation),
 }
 
 /// Statistics of one closed window of load (default 1 s).
@@ -65,6 +67,9 @@ pub struct Window {
     pub corrected_hist: String,
     /// Lossless HdrHistogram V2 (base64) of uncorrected latency in microseconds.
     pub uncorrected_hist: String,
+    /// Number of original windows merged into this one by compaction (absent: 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<u32>,
 }
 
 fn is_empty(l: &LatencySummary) -> bool {
@@ -101,6 +106,10 @@ pub struct ProbeSample {
     pub cumulative_completed: u64,
     /// Signal name → value. A signal the target does not offer is absent, never zero.
     pub signals: BTreeMap<String, f64>,
+    /// Number of original samples merged into this one by compaction (absent: 1); each
+    /// signal is then the minimum (the floor) over the merged samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<u32>,
 }
 
 /// Something that happened during the run, kept next to the samples.
@@ -112,4 +121,74 @@ pub struct Event {
     pub kind: String,
     /// Human-readable detail.
     pub detail: String,
+}
+
+/// A rolling verdict: the gates judged on the last horizon of the run, appended to
+/// `samples.ndjson` every `evaluate_every` and served by the live endpoints.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+pub struct Evaluation {
+    /// Seconds since load start.
+    pub t: f64,
+    /// Wall-clock time of the evaluation, RFC 3339 UTC.
+    pub at: String,
+    /// Completed requests since load start (or counted by the target) at the evaluation.
+    pub requests: u64,
+    /// Start of the judged horizon, seconds since load start.
+    pub horizon_start: f64,
+    /// The verdict over the horizon.
+    pub outcome: EvalOutcome,
+    /// Per gated signal: its latest value, slope and outcome.
+    pub signals: BTreeMap<String, SignalStatus>,
+    /// Completed requests per second since the previous evaluation (absent without a count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Corrected p95 latency since the previous evaluation, ms (absent without load).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_ms: Option<f64>,
+    /// Corrected p99 latency since the previous evaluation, ms (absent without load).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<f64>,
+    /// One line for people: the outcome and the signals that decided it.
+    pub summary: String,
+}
+
+/// A rolling verdict's outcome, in the words rollout controllers match on.
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalOutcome {
+    /// Every gate held over the horizon.
+    Pass,
+    /// A gate failed: a leak (or a latency limit) over the horizon.
+    Leak,
+    /// Not enough evidence either way yet.
+    #[default]
+    Inconclusive,
+}
+
+/// One gated signal in a rolling verdict.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+pub struct SignalStatus {
+    /// The worst outcome of this signal's gates.
+    pub outcome: EvalOutcome,
+    /// The latest sampled value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<f64>,
+    /// Theil–Sen slope per second over the horizon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<f64>,
+    /// Lower confidence bound per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_low_per_second: Option<f64>,
+    /// Upper confidence bound per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_high_per_second: Option<f64>,
+    /// Growth per completed request (absent without a request count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_request: Option<f64>,
+    /// Projected seconds until the memory limit at the current slope (absent: no limit known
+    /// or not growing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_limit_s: Option<f64>,
 }

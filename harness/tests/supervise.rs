@@ -149,6 +149,7 @@ fn attach_by_pid_and_pid_file() {
         pid: Some(s.pid()),
         pid_file: None,
         cgroup: None,
+        ..Default::default()
     })
     .unwrap();
     assert_eq!(a.pid, Some(s.pid()));
@@ -159,6 +160,7 @@ fn attach_by_pid_and_pid_file() {
         pid: None,
         pid_file: Some(f.clone()),
         cgroup: None,
+        ..Default::default()
     })
     .unwrap();
     assert_eq!(a.pid, Some(s.pid()));
@@ -167,6 +169,7 @@ fn attach_by_pid_and_pid_file() {
         pid: None,
         pid_file: Some(f),
         cgroup: None,
+        ..Default::default()
     })
     .unwrap_err();
     assert!(e.to_string().contains("no process with pid"), "{e}");
@@ -174,6 +177,7 @@ fn attach_by_pid_and_pid_file() {
         pid: None,
         pid_file: None,
         cgroup: Some("/nonexistent/cg".into()),
+        ..Default::default()
     })
     .unwrap_err();
     assert!(e.to_string().contains("does not exist"), "{e}");

@@ -28,6 +28,7 @@ fn probe(t: f64, cum: u64, rss: f64, fds: f64) -> Record {
         t,
         cumulative_completed: cum,
         signals: BTreeMap::from([("rss_bytes".into(), rss), ("fd_count".into(), fds)]),
+        merged: None,
     })
 }
 

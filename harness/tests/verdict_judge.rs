@@ -38,6 +38,7 @@ fn run(n: usize, f: impl Fn(f64) -> f64) -> VerdictInput {
                 t,
                 cumulative_completed: (t * 2000.0) as u64,
                 signals: BTreeMap::from([("rss_bytes".to_string(), f(t) + wiggle)]),
+                merged: None,
             }
         })
         .collect();
@@ -160,6 +161,7 @@ fn leaked_fds_are_counted_per_10k_requests() {
                 t: f64::from(i),
                 cumulative_completed: cum,
                 signals: BTreeMap::from([("fd_count".to_string(), 12.0 + (cum / 100) as f64)]),
+                merged: None,
             }
         })
         .collect();

@@ -138,6 +138,7 @@ fn synth_noisy(
             t,
             cumulative_completed: cum as u64,
             signals: BTreeMap::from([("rss_bytes".to_string(), v)]),
+            merged: None,
         });
     }
     VerdictInput {

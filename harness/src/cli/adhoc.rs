@@ -159,6 +159,9 @@ pub fn plan(
             heap_profile_url: None,
             drain_wait: Duration::ZERO,
             force_gc_url: None,
+            heap_profile_every: None,
+            heap_profiles_kept: 3,
+            requests_from: None,
         },
         gates: GatePlan {
             signals: vec![],
@@ -172,6 +175,8 @@ pub fn plan(
             results_dir,
             progress: true,
         },
+        soak: SoakPlan::default(),
+        watch: None,
     })
 }
 

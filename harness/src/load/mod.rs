@@ -327,6 +327,7 @@ impl Collector {
                 .then(|| stats.messages as f64 / stats.streams as f64),
             corrected_hist: stats::encode(&stats.corrected),
             uncorrected_hist: stats::encode(&stats.uncorrected),
+            merged: None,
         };
         on_window(&w);
         if phase == Some(PhaseKind::Steady) {

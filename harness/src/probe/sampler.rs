@@ -22,6 +22,7 @@ pub fn sample_once(set: &mut ProbeSet, t0: Instant, completed: &AtomicU64) -> Pr
         t: signed_secs(t0),
         cumulative_completed: completed.load(Ordering::Relaxed),
         signals,
+        merged: None,
     }
 }
 
@@ -92,6 +93,9 @@ mod tests {
             heap_profile_url: None,
             drain_wait: Duration::ZERO,
             force_gc_url: None,
+            heap_profile_every: None,
+            heap_profiles_kept: 3,
+            requests_from: None,
         };
         let set = ProbeSet::new(&plan, Some(std::process::id()), None);
         let got = Arc::new(std::sync::Mutex::new(Vec::new()));

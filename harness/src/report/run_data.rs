@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::ReportError;
 use super::summary::{SCHEMA_VERSION, Summary};
-use crate::record::{Event, ProbeSample, Record, Window};
+use crate::record::{Evaluation, Event, ProbeSample, Record, Window};
 
 /// Everything the reports are made from.
 #[derive(Debug, Clone)]
@@ -22,6 +22,8 @@ pub struct RunData {
     pub samples: Vec<ProbeSample>,
     /// Events in time order.
     pub events: Vec<Event>,
+    /// Rolling verdicts in time order.
+    pub evaluations: Vec<Evaluation>,
     /// What grew between the heap profiles, when the run took them.
     pub heap: Option<Result<crate::heap::HeapDiff, String>>,
 }
@@ -61,23 +63,27 @@ impl RunData {
         let mut windows = Vec::new();
         let mut samples = Vec::new();
         let mut events = Vec::new();
+        let mut evaluations = Vec::new();
         for r in records {
             match r {
                 Record::Window(w) => windows.push(w),
                 Record::Probe(p) => samples.push(p),
                 Record::Event(e) => events.push(e),
+                Record::Evaluation(e) => evaluations.push(e),
             }
         }
         // Two threads append to the file; order by time so lines draw left to right.
         windows.sort_by_key(|w| w.index);
         samples.sort_by(|a, b| a.t.total_cmp(&b.t));
         events.sort_by(|a, b| a.t.total_cmp(&b.t));
+        evaluations.sort_by(|a, b| a.t.total_cmp(&b.t));
         Self {
             dir: dir.to_path_buf(),
             summary,
             windows,
             samples,
             events,
+            evaluations,
             heap: crate::heap::diff_run(dir),
         }
     }

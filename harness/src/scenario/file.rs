@@ -57,6 +57,14 @@ pub struct TargetFile {
     pub pid_file: Option<String>,
     /// Attach: cgroup folder.
     pub cgroup: Option<String>,
+    /// Attach: the systemd unit's cgroup.
+    pub systemd_unit: Option<String>,
+    /// Attach: a docker/containerd container's cgroup.
+    pub container: Option<String>,
+    /// Attach: the process with this name.
+    pub process_name: Option<String>,
+    /// Where units and containers are looked up (default `/sys/fs/cgroup`).
+    pub cgroup_root: Option<String>,
     /// Base URL that request paths are resolved against.
     pub base_url: Option<Spanned<String>>,
 }
@@ -258,6 +266,23 @@ pub struct ProbesFile {
     pub drain_wait: Option<HumanDuration>,
     /// URL that forces a GC before the drain re-sample.
     pub force_gc_url: Option<String>,
+    /// Take a heap profile this often during the run (`"1h"`).
+    pub heap_profile_every: Option<HumanDuration>,
+    /// How many of the latest scheduled heap profiles to keep (default 3).
+    pub heap_profiles_kept: Option<usize>,
+    /// The target's request counter: `{ url = ".../metrics", metric = "http_requests_total" }`
+    /// or an nginx stub_status URL.
+    pub requests_from: Option<RequestsFromFile>,
+}
+
+/// `[probes] requests_from`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsFromFile {
+    /// Prometheus `/metrics` or nginx `stub_status` URL.
+    pub url: String,
+    /// Counter name, summed over labels (Prometheus only).
+    pub metric: Option<String>,
 }
 
 /// `[probes.prometheus]`.

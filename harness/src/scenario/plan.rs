@@ -29,6 +29,13 @@ pub struct Plan {
     pub gates: GatePlan,
     /// Where results go.
     pub output: OutputPlan,
+    /// How a long run judges itself while it goes: rolling verdict, early stop, live endpoints,
+    /// compaction.
+    #[serde(default)]
+    pub soak: SoakPlan,
+    /// Set for `leakgate watch`: no load is driven, the target's own traffic is judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<WatchPlan>,
 }
 
 /// How leakgate gets hold of the service under test.
@@ -74,8 +81,9 @@ pub enum Readiness {
     Port { addr: String },
 }
 
-/// A service that already runs, found by pid, pid file and/or cgroup.
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+/// A service that already runs, found by pid, pid file, cgroup, systemd unit, container or
+/// process name (see `supervise::find`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct AttachPlan {
     /// Process id.
     pub pid: Option<u32>,
@@ -83,6 +91,19 @@ pub struct AttachPlan {
     pub pid_file: Option<PathBuf>,
     /// cgroup directory (v1 memory controller folder or v2 unified folder).
     pub cgroup: Option<PathBuf>,
+    /// systemd unit whose cgroup holds the service (`api.service`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
+    /// Docker or containerd container id (or its unique prefix), found in the host's cgroups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Process name (`comm` or the program's file name), for sidecars that share the pod's
+    /// process namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_name: Option<String>,
+    /// Root of the cgroup hierarchy searched for units and containers (default `/sys/fs/cgroup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_root: Option<PathBuf>,
 }
 
 /// Wire protocol of the load.
@@ -250,6 +271,19 @@ pub struct ProbePlan {
     pub drain_wait: Duration,
     /// URL to hit to force a GC before the drain re-sample (Go: `/debug/pprof/heap?gc=1`).
     pub force_gc_url: Option<String>,
+    /// Take a heap profile this often during the run, besides start and end (None: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heap_profile_every: Option<Duration>,
+    /// How many of the latest scheduled heap profiles to keep (the first is always kept).
+    #[serde(default = "default_heap_kept")]
+    pub heap_profiles_kept: usize,
+    /// The target's request counter (the x-axis of a watch; a `target_requests` signal in a run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_from: Option<RequestCounter>,
+}
+
+fn default_heap_kept() -> usize {
+    3
 }
 
 /// A Prometheus text endpoint and the metrics to sample from it.
@@ -321,6 +355,71 @@ pub struct OutputPlan {
     pub results_dir: PathBuf,
     /// Print a live progress bar on a terminal.
     pub progress: bool,
+}
+
+/// How a long run judges itself while it goes.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+pub struct SoakPlan {
+    /// Judge the last `horizon` this often, appending an `evaluation` record (None: only at the
+    /// end of the run).
+    pub evaluate_every: Option<Duration>,
+    /// What a rolling verdict judges.
+    pub horizon: Horizon,
+    /// End the run as soon as the rolling verdict is decided (leak proven, or clean proven).
+    pub until_verdict: bool,
+    /// Address of the live endpoints `/metrics` and `/verdict` (None: not served).
+    pub listen: Option<String>,
+    /// Records older than this are merged into one record per minute (windows exactly).
+    pub compact_after: Duration,
+    /// Seal `samples.ndjson` into a numbered segment file this often (None: one file).
+    pub segment: Option<Duration>,
+}
+
+impl Default for SoakPlan {
+    fn default() -> Self {
+        Self {
+            evaluate_every: None,
+            horizon: Horizon::Whole,
+            until_verdict: false,
+            listen: None,
+            compact_after: Duration::from_secs(3600),
+            segment: None,
+        }
+    }
+}
+
+/// The span of the run a rolling verdict judges.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Horizon {
+    /// Everything judged so far (the steady phase of a run).
+    Whole,
+    /// The last span of time.
+    Time {
+        /// How far back.
+        span: Duration,
+    },
+    /// The last N completed requests.
+    Requests {
+        /// How many.
+        count: u64,
+    },
+}
+
+/// `leakgate watch`: how long to watch, and where the target's own request count comes from.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+pub struct WatchPlan {
+    /// How long to watch (None: until stopped, or until the verdict with `until_verdict`).
+    pub duration: Option<Duration>,
+}
+
+/// A request counter read from the target: the x-axis of a watch (work done).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+pub struct RequestCounter {
+    /// A Prometheus text endpoint or an nginx `stub_status` page.
+    pub url: String,
+    /// The counter's name, summed over its labels (Prometheus only; nginx needs none).
+    pub metric: Option<String>,
 }
 
 impl Plan {

@@ -86,6 +86,8 @@ impl<'a> Resolver<'a> {
                 results_dir: PathBuf::from("results"),
                 progress: true,
             },
+            soak: SoakPlan::default(),
+            watch: None,
         })
     }
 
@@ -99,13 +101,18 @@ impl<'a> Resolver<'a> {
             Some(b) => Some((self.fill(b.span(), b.get_ref())?, b.span())),
             None => None,
         };
-        let attach = t.pid.is_some() || t.pid_file.is_some() || t.cgroup.is_some();
+        let attach = t.pid.is_some()
+            || t.pid_file.is_some()
+            || t.cgroup.is_some()
+            || t.systemd_unit.is_some()
+            || t.container.is_some()
+            || t.process_name.is_some();
         let plan = match (&t.command, attach) {
             (Some(_), true) => {
                 return Err(self.err(
                     span,
-                    "[target] has both `command` (spawn) and `pid`/`pid_file`/`cgroup` (attach); \
-                     keep one",
+                    "[target] has both `command` (spawn) and an attach key (`pid`, `pid_file`, \
+                     `cgroup`, `systemd_unit`, `container`, `process_name`); keep one",
                 ));
             }
             (Some(cmd), false) => {
@@ -161,6 +168,10 @@ impl<'a> Resolver<'a> {
                 pid: t.pid,
                 pid_file: t.pid_file.as_deref().map(|p| self.relative(p)),
                 cgroup: t.cgroup.as_deref().map(|p| self.relative(p)),
+                systemd_unit: t.systemd_unit.clone(),
+                container: t.container.clone(),
+                process_name: t.process_name.clone(),
+                cgroup_root: t.cgroup_root.as_deref().map(|p| self.relative(p)),
             }),
             (None, false) => {
                 if base.is_none() {
@@ -425,6 +436,15 @@ impl<'a> Resolver<'a> {
             heap_profile_url: url(self, &p.heap_profile_url)?,
             drain_wait: p.drain_wait.map_or(Duration::from_secs(2), |d| d.0),
             force_gc_url: url(self, &p.force_gc_url)?,
+            heap_profile_every: p.heap_profile_every.map(|d| d.0),
+            heap_profiles_kept: p.heap_profiles_kept.unwrap_or(3).max(1),
+            requests_from: match &p.requests_from {
+                Some(r) => Some(RequestCounter {
+                    url: self.fill(span.clone(), &r.url)?,
+                    metric: r.metric.clone(),
+                }),
+                None => None,
+            },
         })
     }
 

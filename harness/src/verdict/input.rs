@@ -98,6 +98,7 @@ pub fn parse_ndjson(text: &str, path: &Path) -> Result<VerdictInput, InputError>
         match serde_json::from_str::<Record>(line) {
             Ok(Record::Probe(p)) => probes.push(p),
             Ok(Record::Window(w)) => windows.push(w),
+            Ok(Record::Evaluation(_)) => {}
             Ok(Record::Event(e)) => {
                 if e.kind == "drain" && drain_at.is_none() {
                     drain_at = Some(e.t);
@@ -272,6 +273,7 @@ pub fn parse_csv(text: &str, path: &Path, signal: &str) -> Result<VerdictInput, 
             t: t - t0,
             cumulative_completed: 0,
             signals: [(signal.to_string(), v)].into_iter().collect(),
+            merged: None,
         })
         .collect();
     Ok(VerdictInput {

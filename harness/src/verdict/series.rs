@@ -161,6 +161,7 @@ mod tests {
             t,
             cumulative_completed: cum,
             signals,
+            merged: None,
         }
     }
 
