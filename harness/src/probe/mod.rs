@@ -7,6 +7,7 @@ pub mod cgroup;
 pub mod httpget;
 pub mod proc;
 pub mod prometheus;
+pub mod requests;
 pub mod runtime;
 pub mod sampler;
 

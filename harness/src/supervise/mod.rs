@@ -1,6 +1,7 @@
 //! supervise: start the target (own cgroup or RLIMIT_AS, logs captured, readiness), watch it
 //! die, stop it gracefully; or attach to one that already runs.
 
+pub mod find;
 pub mod limit;
 
 use std::io::{BufRead, BufReader, Write};
