@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod exit;
 pub mod heap;
+pub mod live;
 pub mod load;
 pub mod probe;
 pub mod record;
