@@ -5,6 +5,7 @@ mod analyze;
 mod output;
 mod report;
 mod run;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -26,6 +27,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario file (spawn or attach, load, probes, verdict), or drive a URL ad hoc.
     Run(Box<RunArgs>),
+    /// Judge a service that already runs (by pid, cgroup, systemd unit, container or process
+    /// name) on its own traffic: rolling verdict, live /metrics and /verdict, same exit codes.
+    Watch(Box<watch::WatchArgs>),
     /// Validate a scenario file and print the resolved plan (exit 65 on any mistake).
     Check(CheckArgs),
     /// Judge a recorded samples.ndjson or a two-column CSV (time,value) without running load.
@@ -57,6 +61,20 @@ pub struct RunArgs {
     pub duration: Option<std::time::Duration>,
     #[command(flatten)]
     pub adhoc: adhoc::AdhocArgs,
+    /// Stop as soon as the verdict is decided (leak proven, or clean proven: two rolling
+    /// evaluations in a row), and print the time to verdict.
+    #[arg(long)]
+    pub until_verdict: bool,
+    /// Judge the run so far this often (default with --until-verdict: a twentieth of the
+    /// planned load, 1 s to 1 min).
+    #[arg(long, value_parser = parse_duration)]
+    pub evaluate_every: Option<std::time::Duration>,
+    /// Serve /metrics and /verdict while the run goes (default address 127.0.0.1:9090).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9090")]
+    pub listen: Option<String>,
+    /// Allow --listen on an address other hosts can reach.
+    #[arg(long, requires = "listen")]
+    pub listen_public: bool,
     /// Parent folder of the run folder.
     #[arg(long, default_value = "results")]
     pub results_dir: PathBuf,
@@ -101,6 +119,7 @@ pub fn main() -> i32 {
 pub fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(*args),
+        Command::Watch(args) => watch::watch(*args),
         Command::Check(args) => run::check(args),
         Command::Analyze(args) => analyze::analyze(args),
         Command::Report(args) => report::report(args),

@@ -2,13 +2,13 @@
 
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::load::LoadReport;
+use crate::record::Evaluation;
 use crate::record::{LatencySummary, ProbeSample, Window};
-use crate::run::{RunOptions, RunOutcome};
+use crate::run::{RunOptions, RunOutcome, Stop};
 use crate::scenario::plan::{Plan, Rate, TargetPlan};
 use crate::verdict::{Outcome, Verdict, format};
 
@@ -82,12 +82,34 @@ impl Live {
     }
 
     /// Hooks for the run.
-    pub fn options(&self, cancel: tokio_util::sync::CancellationToken) -> RunOptions {
-        let (w, s) = (self.clone(), self.clone());
+    pub fn options(&self, stop: Stop) -> RunOptions {
+        let (w, s, e) = (self.clone(), self.clone(), self.clone());
         RunOptions {
-            cancel,
+            stop,
             on_window: Some(Box::new(move |x| w.window(x))),
             on_sample: Some(Box::new(move |x| s.sample(x))),
+            on_eval: vec![Box::new(move |x| e.evaluation(x))],
+        }
+    }
+
+    /// One line per rolling evaluation (a watch has no load windows to report progress on).
+    fn evaluation(&self, e: &Evaluation) {
+        if self.quiet {
+            return;
+        }
+        let mut line = format!("[{:>6.0}s] rolling verdict {}", e.t, e.summary);
+        for (name, s) in &e.signals {
+            if let Some(ps) = s.per_second {
+                let per = match s.per_request {
+                    Some(pr) => format!(", {}/request", format::sig3(pr)),
+                    None => String::new(),
+                };
+                line.push_str(&format!("; {name} {}/h{per}", format::sig3(ps * 3600.0)));
+            }
+        }
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => eprintln!("{line}"),
         }
     }
 
@@ -157,13 +179,113 @@ impl Live {
     }
 }
 
+/// Publishes every evaluation to the live endpoints, with the time its outcome began.
+pub fn publisher(plan: &Plan, server: Arc<crate::live::LiveServer>) -> crate::run::EvalHook {
+    let run = plan.name.clone();
+    let started_at = crate::run::now_rfc3339();
+    let mut since: Option<(crate::record::EvalOutcome, String)> = None;
+    let mut count = 0u64;
+    server.publish(&crate::live::Snapshot {
+        run: run.clone(),
+        started_at: started_at.clone(),
+        ..Default::default()
+    });
+    Box::new(move |e: &Evaluation| {
+        if since.as_ref().is_none_or(|(o, _)| *o != e.outcome) {
+            since = Some((e.outcome, e.at.clone()));
+        }
+        count += 1;
+        server.publish(&crate::live::Snapshot {
+            run: run.clone(),
+            started_at: started_at.clone(),
+            evaluation: Some(e.clone()),
+            since: since.as_ref().map(|(_, t)| t.clone()),
+            requests_total: e.requests,
+            memory_limit: None,
+            evaluations_total: count,
+        });
+    })
+}
+
+/// How the target is found, in words.
+fn attach_words(a: &crate::scenario::plan::AttachPlan) -> String {
+    let mut parts = Vec::new();
+    if let Some(p) = a.pid {
+        parts.push(format!("pid {p}"));
+    }
+    if let Some(p) = &a.pid_file {
+        parts.push(format!("pid file {}", p.display()));
+    }
+    if let Some(c) = &a.cgroup {
+        parts.push(format!("cgroup {}", c.display()));
+    }
+    if let Some(u) = &a.systemd_unit {
+        parts.push(format!("systemd unit {u}"));
+    }
+    if let Some(c) = &a.container {
+        parts.push(format!("container {c}"));
+    }
+    if let Some(n) = &a.process_name {
+        parts.push(format!("process named {n}"));
+    }
+    parts.join(", ")
+}
+
 /// The header printed before the load starts.
 pub fn header(plan: &Plan) -> String {
     let target = match &plan.target {
         TargetPlan::Spawn(s) => format!("spawn {}", s.command.join(" ")),
-        TargetPlan::Attach(a) => format!("attach pid {:?} cgroup {:?}", a.pid, a.cgroup),
+        TargetPlan::Attach(a) => format!("attach to {}", attach_words(a)),
         TargetPlan::UrlOnly => "URL only (no process to watch)".into(),
     };
+    if let Some(w) = &plan.watch {
+        let gates: Vec<String> = plan
+            .gates
+            .signals
+            .iter()
+            .map(|g| {
+                let per_r = g
+                    .max_per_request
+                    .map(|l| format::rate(l, g.unit, "request"));
+                let per_s = g
+                    .max_per_second
+                    .map(|l| format::rate(l * 3600.0, g.unit, "h"));
+                format!(
+                    "{} ≤ {}",
+                    g.signal,
+                    per_r
+                        .into_iter()
+                        .chain(per_s)
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                )
+            })
+            .collect();
+        let x = match &plan.probes.requests_from {
+            Some(r) => format!("per request, counted from {}", r.url),
+            None => {
+                "per hour (no request counter: give --requests-from for per-request slopes)".into()
+            }
+        };
+        let about = if plan.description.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", plan.description)
+        };
+        return format!(
+            "leakgate watch {}{about}\n  target  {target}\n  for     {}; a rolling verdict every {} over {}\n  gates   {}\n  slopes  {x}",
+            plan.name,
+            w.duration
+                .map_or("until stopped".into(), |d| format::duration(
+                    d.as_secs_f64()
+                )),
+            plan.soak
+                .evaluate_every
+                .map_or("-".into(), |d| format::duration(d.as_secs_f64())),
+            crate::run::horizon_words(plan.soak.horizon),
+            gates.join(", "),
+        );
+    }
     let phases: Vec<String> = plan
         .load
         .phases
@@ -300,6 +422,23 @@ pub fn outcome(o: &RunOutcome) -> String {
         out.push_str(&heap_line(h));
         out.push('\n');
     }
+    if let Some(st) = &o.summary.stopped {
+        if st.verdict_decided {
+            let planned = o.summary.plan.load_duration().as_secs_f64();
+            let of = if planned > 0.0 {
+                format!(" (planned {})", format::duration(planned))
+            } else {
+                String::new()
+            };
+            out.push_str(&format!(
+                "Time to verdict: {}{of}: {}\n",
+                format::duration(st.t),
+                st.reason
+            ));
+        } else {
+            out.push_str(&format!("Stopped at {:.1} s: {}\n", st.t, st.reason));
+        }
+    }
     out.push_str(&format!(
         "Exit {}: {}\nResults: {}\n",
         o.exit.code(),
@@ -318,30 +457,6 @@ pub fn outcome(o: &RunOutcome) -> String {
         ));
     }
     out
-}
-
-/// Waits for Ctrl-C on a thread: the first cancels gracefully, a second exits at once.
-pub fn ctrl_c(cancel: tokio_util::sync::CancellationToken) {
-    std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        rt.block_on(async {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "\nleakgate: stopping (Ctrl-C again to quit at once); results will be written"
-                );
-                cancel.cancel();
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
-            }
-        });
-    });
 }
 
 #[cfg(test)]

@@ -74,8 +74,29 @@ pub fn heapdiff(a: HeapdiffArgs) -> ExitCode {
     }
 }
 
-/// Rewrites `junit.xml`, `summary.md` and `report.html` from the folder's files.
+/// Rewrites `junit.xml`, `summary.md` and `report.html` from the folder's files; a run that
+/// was cut off (leakgate killed) is judged first, on the samples it wrote.
 pub fn report(a: ReportArgs) -> ExitCode {
+    match crate::run::recover::recover(&a.run_dir) {
+        Ok(Some(s)) => {
+            eprintln!(
+                "leakgate report: {} was cut off before its end; judged now on what it wrote",
+                a.run_dir.display()
+            );
+            if let Some(v) = &s.verdict {
+                eprintln!("{}", super::output::verdict(v));
+            }
+            eprintln!(
+                "Exit {} (as the run would have ended): {}",
+                s.exit_code, s.exit_reason
+            );
+        }
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("leakgate report: {e}");
+            return ExitCode::BadScenario;
+        }
+    }
     match crate::report::write_all(&a.run_dir) {
         Ok(paths) => {
             for p in paths {

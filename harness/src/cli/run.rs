@@ -1,11 +1,13 @@
 //! `leakgate run` and `leakgate check`.
 
 use std::path::Path;
+use std::time::Duration;
 
 use super::{CheckArgs, RunArgs, adhoc, output, overrides};
 use crate::exit::ExitCode;
 use crate::run::{self, RunError};
 use crate::scenario;
+use crate::scenario::plan::Plan;
 
 /// `leakgate run FILE|URL`.
 pub fn run(args: RunArgs) -> ExitCode {
@@ -37,6 +39,15 @@ pub fn run(args: RunArgs) -> ExitCode {
             }
         };
         match scenario::load(Path::new(&args.target), &sets) {
+            Ok(p) if p.load.phases.is_empty() => {
+                eprintln!(
+                    "leakgate: {}: the scenario has no [load]: `leakgate run` needs one (add \
+                     [[load.phases]] and [[load.requests]]); `leakgate watch` judges a service's \
+                     own traffic without one",
+                    args.target
+                );
+                return ExitCode::BadScenario;
+            }
             Ok(mut p) => {
                 adhoc::override_scenario(&mut p, args.rate, args.duration, &args.adhoc);
                 p.output.results_dir = args.results_dir.clone();
@@ -48,13 +59,51 @@ pub fn run(args: RunArgs) -> ExitCode {
             }
         }
     };
-    if !args.quiet {
-        println!("{}", output::header(&plan));
+    let mut plan = plan;
+    plan.soak.until_verdict |= args.until_verdict;
+    if args.evaluate_every.is_some() {
+        plan.soak.evaluate_every = args.evaluate_every;
     }
-    let cancel = tokio_util::sync::CancellationToken::new();
-    output::ctrl_c(cancel.clone());
-    let live = output::Live::new(&plan, !args.no_progress, args.quiet);
-    let result = run::execute(&plan, live.options(cancel));
+    if args.listen.is_some() {
+        plan.soak.listen = args.listen.clone();
+        plan.soak.evaluate_every = plan.soak.evaluate_every.or(Some(Duration::from_secs(10)));
+    }
+    launch(&plan, args.no_progress, args.quiet, args.listen_public)
+}
+
+/// Runs a plan (`run` or `watch`): header, signals, live endpoints, progress, the outcome.
+pub fn launch(plan: &Plan, no_progress: bool, quiet: bool, listen_public: bool) -> ExitCode {
+    if plan.soak.until_verdict && plan.gates.signals.is_empty() && !plan.gates.latency.has_any() {
+        eprintln!("leakgate: --until-verdict needs a gate to decide on; the plan has none");
+        return ExitCode::Usage;
+    }
+    let endpoints = match &plan.soak.listen {
+        Some(addr) => match crate::live::serve(addr, listen_public) {
+            Ok(s) => Some(std::sync::Arc::new(s)),
+            Err(e) => {
+                eprintln!("leakgate: {e}");
+                return ExitCode::Usage;
+            }
+        },
+        None => None,
+    };
+    if !quiet {
+        println!("{}", output::header(plan));
+        if let Some(s) = &endpoints {
+            println!(
+                "  live    http://{0}/metrics  http://{0}/verdict",
+                s.local_addr()
+            );
+        }
+    }
+    let stop = run::Stop::new();
+    run::signals::install(stop.clone());
+    let live = output::Live::new(plan, !no_progress, quiet);
+    let mut opts = live.options(stop);
+    if let Some(server) = &endpoints {
+        opts.on_eval.push(output::publisher(plan, server.clone()));
+    }
+    let result = run::execute(plan, opts);
     live.finish();
     match result {
         Ok(o) => {
@@ -89,10 +138,11 @@ pub fn check(args: CheckArgs) -> ExitCode {
             return ExitCode::BadScenario;
         }
     };
-    // Templates and URLs are compiled exactly as the run would.
-    if let Err(e) = crate::load::prepare(&plan.load)
-        .map(|_| ())
-        .or_else(|e| if e.is_plan_error() { Err(e) } else { Ok(()) })
+    // Templates and URLs are compiled exactly as the run would (a watch scenario has none).
+    if !plan.load.phases.is_empty()
+        && let Err(e) = crate::load::prepare(&plan.load)
+            .map(|_| ())
+            .or_else(|e| if e.is_plan_error() { Err(e) } else { Ok(()) })
     {
         eprintln!("leakgate: {}: {e}", args.file.display());
         return ExitCode::BadScenario;

@@ -58,14 +58,52 @@ pub fn diff_files(start: &Path, end: &Path, top: usize) -> Result<HeapDiff, Heap
 /// The diff of a run folder's two profiles: `None` when the run took none. An error names the
 /// file by its name only, so reports read the same wherever the folder is.
 pub fn diff_run(dir: &Path) -> Option<Result<HeapDiff, String>> {
-    let (start, end) = (dir.join(START_NAME), dir.join(END_NAME));
-    if !(start.exists() && end.exists()) {
+    let start = dir.join(START_NAME);
+    // The end profile, or for a run cut off before its end the latest scheduled one.
+    let end = Some(dir.join(END_NAME))
+        .filter(|p| p.exists())
+        .or_else(|| scheduled(dir).pop())?;
+    if !start.exists() {
         return None;
     }
     Some(diff_files(&start, &end, TOP).map_err(|e| match e {
         HeapError::Read { path, source } => format!("cannot read {}: {source}", name(&path)),
         HeapError::Profile { path, message } => format!("{}: {message}", name(&path)),
     }))
+}
+
+/// File name of the `n`-th scheduled heap profile (`heap_profile_every`).
+pub fn scheduled_name(n: u32) -> String {
+    format!("heap-{n:05}.pb.gz")
+}
+
+/// The scheduled heap profiles of a run folder, oldest first.
+pub fn scheduled(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                        n.len() == "heap-00000.pb.gz".len()
+                            && n.starts_with("heap-")
+                            && n[5..10].bytes().all(|b| b.is_ascii_digit())
+                            && n.ends_with(".pb.gz")
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Deletes all but the latest `keep` scheduled profiles (`heap-start.pb.gz` always stays).
+pub fn prune_scheduled(dir: &Path, keep: usize) {
+    let all = scheduled(dir);
+    for p in &all[..all.len().saturating_sub(keep.max(1))] {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 fn name(path: &Path) -> String {

@@ -121,6 +121,86 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
+    /// Totals rebuilt from recorded windows (a run folder read back): histograms merged
+    /// exactly, counts summed; `fell_behind` compares what was sent with what the windows
+    /// planned. The gRPC first-message latency has no stored histogram: its percentiles are
+    /// the worst window's (an upper bound).
+    pub fn from_windows(windows: &[&Window], plan: &LoadPlan) -> LoadReport {
+        let mut total = Stats::new();
+        let mut steady = Stats::new();
+        let mut first = LatencySummary::default();
+        let mut elapsed: f64 = 0.0;
+        for w in windows {
+            let mut s = Stats::new();
+            s.planned = w.planned;
+            s.sent = w.sent;
+            s.completed = w.completed;
+            s.dropped = w.dropped;
+            s.bytes = w.bytes;
+            s.status = w.status.clone();
+            s.errors = w.errors.clone();
+            if let Some(h) = stats::decode(&w.corrected_hist) {
+                let _ = s.corrected.add(&h);
+            }
+            if let Some(h) = stats::decode(&w.uncorrected_hist) {
+                let _ = s.uncorrected.add(&h);
+            }
+            if let Some(m) = w.messages_per_stream {
+                s.streams = w.completed;
+                s.messages = (m * w.completed as f64).round() as u64;
+            }
+            let f = &w.first_message;
+            if f.count > 0 {
+                first.mean = (first.mean * first.count as f64 + f.mean * f.count as f64)
+                    / (first.count + f.count) as f64;
+                first.count += f.count;
+                first.p50 = first.p50.max(f.p50);
+                first.p90 = first.p90.max(f.p90);
+                first.p95 = first.p95.max(f.p95);
+                first.p99 = first.p99.max(f.p99);
+                first.p999 = first.p999.max(f.p999);
+                first.max = first.max.max(f.max);
+            }
+            elapsed = elapsed.max(w.end);
+            if w.phase == Some(PhaseKind::Steady) {
+                steady.merge(&s);
+            }
+            total.merge(&s);
+        }
+        let duration = elapsed.max(1e-9);
+        let closed_loop = plan.phases.iter().any(|p| p.rate == Rate::Max);
+        LoadReport {
+            elapsed,
+            planned: total.planned,
+            sent: total.sent,
+            completed: total.completed,
+            dropped: total.dropped,
+            bytes: total.bytes,
+            planned_rate: if closed_loop {
+                0.0
+            } else {
+                total.planned as f64 / duration
+            },
+            achieved_rate: total.sent as f64 / duration,
+            completed_rate: total.completed as f64 / duration,
+            fell_behind: !closed_loop
+                && (total.sent as f64) < total.planned as f64 * (1.0 - plan.rate_tolerance),
+            status: total.status.clone(),
+            errors: total.errors.clone(),
+            failed: total.failed(),
+            corrected: stats::summarize(&total.corrected),
+            uncorrected: stats::summarize(&total.uncorrected),
+            steady_corrected: stats::summarize(&steady.corrected),
+            steady_uncorrected: stats::summarize(&steady.uncorrected),
+            first_message: first,
+            messages_per_stream: (total.streams > 0)
+                .then(|| total.messages as f64 / total.streams as f64),
+            corrected_hist: stats::encode(&total.corrected),
+            uncorrected_hist: stats::encode(&total.uncorrected),
+            threads: 0,
+        }
+    }
+
     /// Share of completed requests that failed.
     pub fn error_rate(&self) -> f64 {
         if self.completed == 0 {
@@ -235,7 +315,8 @@ pub fn run_prepared(prepared: &Prepared, mut ctx: LoadContext) -> Result<LoadRep
     }
     collector.flush(&mut ctx.on_window);
     let elapsed = start.elapsed().as_secs_f64();
-    Ok(collector.report(plan, &schedule, elapsed, n))
+    let cut = ctx.cancel.is_cancelled();
+    Ok(collector.report(plan, &schedule, elapsed, n, cut))
 }
 
 /// Merges worker parts into windows, in order, and keeps run totals.
@@ -342,12 +423,28 @@ impl Collector {
         schedule: &Schedule,
         elapsed: f64,
         threads: usize,
+        cut: bool,
     ) -> LoadReport {
         let t = &self.total;
-        let duration = schedule.duration().as_secs_f64().max(1e-9);
-        let planned_total = schedule.planned_until(schedule.duration());
-        let planned_rate = planned_total / duration;
-        let closed_loop = planned_total == 0.0;
+        // A load stopped early (Ctrl-C, a dead target, a decided verdict) is judged on what
+        // was due before the stop: the arrivals the dispatchers handed out.
+        let (duration, planned_total) = if cut {
+            (
+                elapsed.min(schedule.duration().as_secs_f64()).max(1e-9),
+                t.planned as f64,
+            )
+        } else {
+            (
+                schedule.duration().as_secs_f64().max(1e-9),
+                schedule.planned_until(schedule.duration()),
+            )
+        };
+        let closed_loop = plan.phases.iter().any(|p| p.rate == Rate::Max);
+        let planned_rate = if closed_loop {
+            0.0
+        } else {
+            planned_total / duration
+        };
         let achieved_rate = t.sent as f64 / duration;
         let fell_behind =
             !closed_loop && (t.sent as f64) < planned_total * (1.0 - plan.rate_tolerance);

@@ -33,6 +33,10 @@ pub struct ProbeSet {
     prometheus: Option<(String, Vec<(String, String)>)>,
     expvar: Option<String>,
     goroutine: Option<String>,
+    /// The target's request counter.
+    requests: Option<requests::RequestCounter>,
+    /// The counter is the run's count of work done (a watch); otherwise it is a signal.
+    requests_are_work: bool,
     /// Sources that failed, reported once each.
     warned: BTreeSet<String>,
     /// Problems seen, for the summary.
@@ -60,8 +64,35 @@ impl ProbeSet {
             }),
             expvar: plan.expvar_url.clone(),
             goroutine: plan.goroutine_url.clone(),
+            requests: plan
+                .requests_from
+                .as_ref()
+                .map(|r| requests::RequestCounter::new(r.url.clone(), r.metric.clone())),
+            requests_are_work: false,
             warned: BTreeSet::new(),
             problems: Vec::new(),
+        }
+    }
+
+    /// Makes the target's request counter the count of work done (`leakgate watch`).
+    pub fn counting_requests(mut self, yes: bool) -> Self {
+        self.requests_are_work = yes;
+        self
+    }
+
+    /// Reads the request counter when it is the count of work done: requests since the first
+    /// read. None when there is no counter, it is a plain signal, or it could not be read.
+    pub fn work_done(&mut self) -> Option<u64> {
+        if !self.requests_are_work {
+            return None;
+        }
+        let r = self.requests.as_mut()?.read();
+        match r {
+            Ok(n) => Some(n),
+            Err(e) => {
+                self.note("requests", Err(e));
+                None
+            }
         }
     }
 
@@ -95,6 +126,14 @@ impl ProbeSet {
         if let Some(url) = &self.expvar {
             let r = http_get(url, HTTP_TIMEOUT).and_then(|b| runtime::parse_expvar(&b, &mut out));
             self.note("expvar", r);
+        }
+        if !self.requests_are_work
+            && let Some(c) = self.requests.as_mut()
+        {
+            let r = c.read().map(|n| {
+                out.insert("target_requests".into(), n as f64);
+            });
+            self.note("requests", r);
         }
         if let Some(url) = &self.goroutine {
             let r = http_get(url, HTTP_TIMEOUT)

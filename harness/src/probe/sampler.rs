@@ -18,9 +18,17 @@ pub struct Sampler {
 /// Takes one sample now, timed against `t0`.
 pub fn sample_once(set: &mut ProbeSet, t0: Instant, completed: &AtomicU64) -> ProbeSample {
     let signals = set.sample();
+    // In a watch the target's own counter is the work done; the live view reads it too.
+    let done = match set.work_done() {
+        Some(n) => {
+            completed.store(n, Ordering::Relaxed);
+            n
+        }
+        None => completed.load(Ordering::Relaxed),
+    };
     ProbeSample {
         t: signed_secs(t0),
-        cumulative_completed: completed.load(Ordering::Relaxed),
+        cumulative_completed: done,
         signals,
         merged: None,
     }

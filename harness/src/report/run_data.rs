@@ -48,12 +48,7 @@ impl RunData {
                 found: summary.schema_version,
             });
         }
-        let samples_path = dir.join("samples.ndjson");
-        let records = if samples_path.exists() {
-            read_records(&samples_path)?
-        } else {
-            Vec::new()
-        };
+        let records = read_samples(dir)?;
         Ok(Self::from_parts(dir, summary, records))
     }
 
@@ -129,6 +124,17 @@ impl RunData {
             (lo.min(t), hi.max(t))
         });
         if lo.is_finite() { (lo, hi) } else { (0.0, 0.0) }
+    }
+}
+
+/// Every record of a run folder's `samples.ndjson` (none when the file is missing: a target
+/// that never came up leaves only the summary).
+pub fn read_samples(dir: &Path) -> Result<Vec<Record>, ReportError> {
+    let path = dir.join("samples.ndjson");
+    if path.exists() {
+        read_records(&path)
+    } else {
+        Ok(Vec::new())
     }
 }
 

@@ -53,9 +53,58 @@ pub struct Summary {
     pub exit_reason: String,
     /// Last probe samples before the end (kept here so a crash report is self-contained).
     pub last_samples: Vec<crate::record::ProbeSample>,
+    /// False while the run goes on; a folder left with `false` was cut off (leakgate was
+    /// killed) and `leakgate report` judges the samples it holds.
+    #[serde(default = "finished_default")]
+    pub finished: bool,
+    /// True when `leakgate report` judged a cut-off run after the fact.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovered: bool,
+    /// Why the run ended before its plan did (a signal, a decided verdict).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<Stopped>,
+    /// The error that ended the run or its load, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn finished_default() -> bool {
+    true
+}
+
+/// A run that ended before its plan did.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+pub struct Stopped {
+    /// Seconds since load start.
+    pub t: f64,
+    /// Why, in words (`stopped by SIGTERM`, `the verdict was decided (leak) ...`).
+    pub reason: String,
+    /// True when `--until-verdict` ended it: the time to verdict is `t`.
+    pub verdict_decided: bool,
 }
 
 impl Summary {
+    /// A summary of `plan` with no load, verdict or samples yet.
+    pub fn new(plan: &Plan, started_at: &str, pid: Option<u32>, exit: ExitCode) -> Self {
+        Summary {
+            schema_version: SCHEMA_VERSION,
+            leakgate_version: env!("CARGO_PKG_VERSION").into(),
+            started_at: started_at.into(),
+            plan: plan.clone(),
+            target_pid: pid,
+            target_exit: None,
+            load: None,
+            verdict: None,
+            exit_code: exit.code(),
+            exit_reason: exit_reason(exit).into(),
+            last_samples: Vec::new(),
+            finished: true,
+            recovered: false,
+            stopped: None,
+            error: None,
+        }
+    }
+
     /// Writes the summary atomically: a temporary file renamed into place, so a reader never
     /// sees a half-written `summary.json`.
     pub fn write(&self, run_dir: &Path) -> std::io::Result<()> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::probe::ProbeSet;
 use crate::scenario::placeholders::default_bin_dir;
 use crate::scenario::plan::{Plan, ProbePlan, TargetPlan};
-use crate::supervise::{self, Attached, ExitInfo, SuperviseError, Supervised};
+use crate::supervise::{self, Attached, ExitInfo, SuperviseError, Supervised, find};
 
 /// Why the target could not be had (exit 3).
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +58,10 @@ impl Target {
             TargetPlan::UrlOnly => Kind::UrlOnly,
         };
         let target = Self { kind };
-        preflight(&plan.load.base_url)?;
+        // A watch drives nothing: there is no URL to reach.
+        if plan.watch.is_none() {
+            preflight(&plan.load.base_url)?;
+        }
         Ok(target)
     }
 
@@ -80,9 +83,28 @@ impl Target {
         }
     }
 
-    /// The probes `plan` asks for, bound to this target.
-    pub fn probes(&self, plan: &ProbePlan) -> ProbeSet {
-        ProbeSet::new(plan, self.pid(), self.cgroup())
+    /// The probes `plan` asks for, bound to this target; in a watch the target's request
+    /// counter is the run's count of work done.
+    pub fn probes(&self, plan: &ProbePlan, watch: bool) -> ProbeSet {
+        ProbeSet::new(plan, self.pid(), self.cgroup()).counting_requests(watch)
+    }
+
+    /// The memory limit the target runs under and where it comes from: the spawned target's
+    /// own, its cgroup's (`memory.max`, the unit's or pod's limit), or its RLIMIT_AS.
+    pub fn memory_limit(&self) -> Option<(u64, String)> {
+        if let Kind::Spawned(s) = &self.kind
+            && let Some(l) = s.memory_limit()
+        {
+            return Some((l, "memory_limit".into()));
+        }
+        let cgroup = self
+            .cgroup()
+            .or_else(|| self.pid().and_then(crate::probe::cgroup::of_pid));
+        if let Some(l) = cgroup.and_then(|d| find::cgroup_memory_limit(&d)) {
+            return Some((l, "cgroup memory limit".into()));
+        }
+        let pid = self.pid()?;
+        find::address_space_limit(Path::new("/proc"), pid).map(|l| (l, "RLIMIT_AS".into()))
     }
 
     /// How the target ended, if it has.

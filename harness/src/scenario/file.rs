@@ -22,8 +22,8 @@ pub struct ScenarioFile {
     pub description: String,
     /// The service under test.
     pub target: Option<Spanned<TargetFile>>,
-    /// The traffic.
-    pub load: Spanned<LoadFile>,
+    /// The traffic (`leakgate run` needs it; `leakgate watch` drives none).
+    pub load: Option<Spanned<LoadFile>>,
     /// What is sampled.
     pub probes: Option<Spanned<ProbesFile>>,
     /// What decides the verdict.

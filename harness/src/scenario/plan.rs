@@ -348,6 +348,13 @@ pub struct LatencyGate {
     pub error_rate: Option<f64>,
 }
 
+impl LatencyGate {
+    /// True when any latency or error limit is set.
+    pub fn has_any(&self) -> bool {
+        self.p95.is_some() || self.p99.is_some() || self.error_rate.is_some()
+    }
+}
+
 /// Where the run's files go.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct OutputPlan {
@@ -420,6 +427,29 @@ pub struct RequestCounter {
     pub url: String,
     /// The counter's name, summed over its labels (Prometheus only; nginx needs none).
     pub metric: Option<String>,
+}
+
+impl LoadPlan {
+    /// No load at all (a scenario without `[load]`, or `leakgate watch`).
+    pub fn none(base_url: String) -> Self {
+        Self {
+            protocol: Protocol::Http1,
+            base_url,
+            connections: 1,
+            streams_per_connection: 1,
+            threads: None,
+            phases: Vec::new(),
+            arrivals: Arrivals::Uniform,
+            requests: Vec::new(),
+            max_queue: 0,
+            timeout: Duration::from_secs(10),
+            rate_tolerance: 0.01,
+            window: Duration::from_secs(1),
+            insecure: false,
+            grpc: None,
+            seed: None,
+        }
+    }
 }
 
 impl Plan {

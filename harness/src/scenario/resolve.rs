@@ -70,7 +70,10 @@ impl<'a> Resolver<'a> {
             Some(t) => self.target(t)?,
             None => (TargetPlan::UrlOnly, None),
         };
-        let load = self.load(&file.load, target_base, file.target.is_some())?;
+        let load = match &file.load {
+            Some(l) => self.load(l, target_base, file.target.is_some())?,
+            None => LoadPlan::none(target_base.map(|b| b.0).unwrap_or_default()),
+        };
         let has_process = !matches!(target, TargetPlan::UrlOnly);
         let probes = self.probes(&file, has_process)?;
         let gates = self.gates(&file)?;

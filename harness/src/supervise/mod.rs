@@ -72,6 +72,7 @@ pub struct ExitInfo {
 /// A target leakgate started.
 pub struct Supervised {
     child: Arc<Mutex<Child>>,
+    memory_limit: Option<u64>,
     pid: u32,
     limit: limit::Limit,
     stop_timeout: Duration,
@@ -118,6 +119,7 @@ pub fn spawn(plan: &SpawnPlan, run_dir: &Path) -> Result<Supervised, SuperviseEr
     }
     let s = Supervised {
         child: Arc::new(Mutex::new(child)),
+        memory_limit: plan.memory_limit,
         pid,
         limit,
         stop_timeout: plan.stop_timeout,
@@ -132,6 +134,11 @@ impl Supervised {
     /// Process id.
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// The memory limit it was started under, if any.
+    pub fn memory_limit(&self) -> Option<u64> {
+        self.memory_limit
     }
 
     /// The target's own cgroup, when leakgate made one.
@@ -254,38 +261,63 @@ pub struct Attached {
     pub cgroup: Option<PathBuf>,
 }
 
-/// Resolves an attach plan and checks the process exists.
+/// Resolves an attach plan (pid, pid file, cgroup, systemd unit, container, process name)
+/// to a live process and its cgroup.
 pub fn attach(plan: &AttachPlan) -> Result<Attached, SuperviseError> {
-    let pid = match (plan.pid, &plan.pid_file) {
-        (Some(p), _) => Some(p),
-        (None, Some(f)) => {
+    let err = |m: String| SuperviseError::Attach(m);
+    let proc_root = Path::new("/proc");
+    let root = plan
+        .cgroup_root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"));
+    let mut cgroup = None;
+    if let Some(d) = &plan.cgroup {
+        if !d.is_dir() {
+            return Err(err(format!("cgroup {} does not exist", d.display())));
+        }
+        if !d.join("cgroup.procs").exists() {
+            return Err(err(format!(
+                "{} is not a cgroup folder (it has no cgroup.procs); give a folder under \
+                 /sys/fs/cgroup",
+                d.display()
+            )));
+        }
+        cgroup = Some(d.clone());
+    }
+    if let Some(u) = &plan.systemd_unit {
+        cgroup = Some(find::systemd_unit_cgroup(&root, u).map_err(|e| err(e.to_string()))?);
+    }
+    if let Some(c) = &plan.container {
+        cgroup = Some(find::container_cgroup(&root, c).map_err(|e| err(e.to_string()))?);
+    }
+    let pid = match (plan.pid, &plan.pid_file, &plan.process_name) {
+        (Some(p), _, _) => Some(p),
+        (None, Some(f), _) => {
             let text = std::fs::read_to_string(f)
-                .map_err(|e| SuperviseError::Attach(format!("pid_file {}: {e}", f.display())))?;
+                .map_err(|e| err(format!("pid_file {}: {e}", f.display())))?;
             Some(text.trim().parse().map_err(|_| {
-                SuperviseError::Attach(format!(
+                err(format!(
                     "pid_file {} does not hold a pid: {:?}",
                     f.display(),
                     text.trim()
                 ))
             })?)
         }
-        (None, None) => None,
+        (None, None, Some(name)) => Some(
+            find::process_by_name(proc_root, name, &[std::process::id()])
+                .map_err(|e| err(e.to_string()))?,
+        ),
+        (None, None, None) => match &cgroup {
+            Some(d) => Some(find::main_pid(proc_root, d).map_err(|e| err(e.to_string()))?),
+            None => None,
+        },
     };
     if let Some(p) = pid
         && !alive(p)
     {
-        return Err(SuperviseError::Attach(format!("no process with pid {p}")));
+        return Err(err(format!("no process with pid {p}")));
     }
-    let cgroup = match &plan.cgroup {
-        Some(d) if d.is_dir() => Some(d.clone()),
-        Some(d) => {
-            return Err(SuperviseError::Attach(format!(
-                "cgroup {} does not exist",
-                d.display()
-            )));
-        }
-        None => pid.and_then(crate::probe::cgroup::of_pid),
-    };
+    let cgroup = cgroup.or_else(|| pid.and_then(crate::probe::cgroup::of_pid));
     Ok(Attached { pid, cgroup })
 }
 

@@ -86,9 +86,7 @@ fn read(path: &Path) -> Result<String, InputError> {
 
 /// Parses `samples.ndjson` text; `path` only names the file in errors.
 pub fn parse_ndjson(text: &str, path: &Path) -> Result<VerdictInput, InputError> {
-    let mut probes = Vec::new();
-    let mut windows = Vec::new();
-    let mut drain_at: Option<f64> = None;
+    let mut records = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
         let line = line.trim();
@@ -96,14 +94,7 @@ pub fn parse_ndjson(text: &str, path: &Path) -> Result<VerdictInput, InputError>
             continue;
         }
         match serde_json::from_str::<Record>(line) {
-            Ok(Record::Probe(p)) => probes.push(p),
-            Ok(Record::Window(w)) => windows.push(w),
-            Ok(Record::Evaluation(_)) => {}
-            Ok(Record::Event(e)) => {
-                if e.kind == "drain" && drain_at.is_none() {
-                    drain_at = Some(e.t);
-                }
-            }
+            Ok(r) => records.push(r),
             // A run killed mid-write leaves a partial last line: keep what was recorded.
             Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {}
             Err(e) => {
@@ -118,12 +109,35 @@ pub fn parse_ndjson(text: &str, path: &Path) -> Result<VerdictInput, InputError>
             }
         }
     }
-    if probes.is_empty() {
+    let input = from_records(&records);
+    if input.samples.is_empty() {
         return Err(InputError::Empty {
             path: path.to_path_buf(),
             message: "no probe samples (lines with \"type\": \"probe\"); nothing to judge"
                 .to_string(),
         });
+    }
+    Ok(input)
+}
+
+/// The verdict's input from a run's records: the probes up to the drain check are the
+/// samples, the last probe before the load (t < 0) the baseline, the first at or after the
+/// `drain` event the drained sample; steady spans and latency come from the steady windows.
+pub fn from_records(records: &[Record]) -> VerdictInput {
+    let mut probes = Vec::new();
+    let mut windows = Vec::new();
+    let mut drain_at: Option<f64> = None;
+    for r in records {
+        match r {
+            Record::Probe(p) => probes.push(p.clone()),
+            Record::Window(w) => windows.push(w),
+            Record::Evaluation(_) => {}
+            Record::Event(e) => {
+                if e.kind == "drain" && drain_at.is_none() {
+                    drain_at = Some(e.t);
+                }
+            }
+        }
     }
     probes.sort_by(|a, b| a.t.total_cmp(&b.t));
     let baseline = probes.iter().rev().find(|p| p.t < 0.0).cloned();
@@ -133,21 +147,22 @@ pub fn parse_ndjson(text: &str, path: &Path) -> Result<VerdictInput, InputError>
     }
     let steady_windows: Vec<&Window> = windows
         .iter()
+        .copied()
         .filter(|w| w.phase == Some(PhaseKind::Steady))
         .collect();
     let judged: Vec<&Window> = if steady_windows.is_empty() {
-        windows.iter().collect()
+        windows.clone()
     } else {
         steady_windows.clone()
     };
-    Ok(VerdictInput {
+    VerdictInput {
         samples: probes,
         steady: spans(&steady_windows),
         baseline,
         drained,
         latency: latency(&judged),
         memory_limit: None,
-    })
+    }
 }
 
 /// Contiguous steady windows merged into time spans.

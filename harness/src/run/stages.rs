@@ -1,0 +1,550 @@
+//! The stages of one run, each a function over plain data (see the module doc of `run`).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::recent::Recent;
+use super::rolling::{Decided, Housekeeper, Housekeeping, Judge};
+use super::signals::Stop;
+use super::target::Target;
+use super::{Facts, sampler_secs};
+use super::{RunError, RunOptions, RunOutcome, exit_code, steady_spans};
+use crate::exit::ExitCode;
+use crate::load::{self, LoadReport, Prepared};
+use crate::probe::{self, ProbeSet, sampler, sampler::Sampler};
+use crate::record::{Event, ProbeSample, Record};
+use crate::report::ndjson::NdjsonWriter;
+use crate::report::summary::{self, Summary, TargetExit};
+use crate::scenario::plan::{Horizon, Plan};
+use crate::verdict;
+
+/// Default pace of rolling evaluations when `--until-verdict` is asked without one: a
+/// twentieth of the planned load, between 1 s and 1 min.
+fn default_every(plan: &Plan) -> Duration {
+    let total = plan.load_duration().as_secs_f64();
+    let total = if total > 0.0 {
+        total
+    } else {
+        plan.watch
+            .as_ref()
+            .and_then(|w| w.duration)
+            .map_or(1200.0, |d| d.as_secs_f64())
+    };
+    Duration::from_secs_f64((total / 20.0).clamp(1.0, 60.0))
+}
+
+/// The run folder, its streamed samples, and the provisional summary.
+pub struct Folder {
+    pub(super) dir: PathBuf,
+    pub(super) writer: Arc<NdjsonWriter>,
+    started_at: String,
+}
+
+impl Folder {
+    /// Creates the folder, opens `samples.ndjson` and writes a provisional `summary.json`
+    /// (`finished: false`), so a run killed at any later moment leaves a folder that
+    /// `leakgate report` can judge.
+    pub fn open(plan: &Plan) -> Result<Self, RunError> {
+        let started_at = super::now_rfc3339();
+        let dir = super::create_run_dir(plan)?;
+        let results_err = |path: PathBuf| move |source| RunError::Results { path, source };
+        let samples_path = dir.join("samples.ndjson");
+        let writer = Arc::new(
+            NdjsonWriter::create(&samples_path).map_err(results_err(samples_path.clone()))?,
+        );
+        let folder = Self {
+            dir,
+            writer,
+            started_at,
+        };
+        let mut provisional = folder.summary(plan, None, ExitCode::Inconclusive);
+        provisional.finished = false;
+        provisional.exit_reason = "the run has not finished (if leakgate is gone, it was \
+                                   killed: `leakgate report` judges what was written)"
+            .into();
+        provisional
+            .write(&folder.dir)
+            .map_err(results_err(folder.dir.join("summary.json")))?;
+        Ok(folder)
+    }
+
+    fn summary(&self, plan: &Plan, pid: Option<u32>, exit: ExitCode) -> Summary {
+        Summary::new(plan, &self.started_at, pid, exit)
+    }
+
+    /// Starts or finds the target; a target that never came up still leaves a summary.
+    pub fn start_target(&self, plan: &Plan) -> Result<Arc<Target>, RunError> {
+        match Target::start(plan, &self.dir) {
+            Ok(t) => Ok(Arc::new(t)),
+            Err(e) => {
+                // A watch names a service that must already run: not finding it is a usage
+                // mistake, not a death.
+                let err = match &e {
+                    super::target::TargetError::Supervise(
+                        crate::supervise::SuperviseError::Attach(m),
+                    ) if plan.watch.is_some() => RunError::Input(format!("cannot attach: {m}")),
+                    _ => RunError::Target(e),
+                };
+                let mut s = self.summary(plan, None, err.exit_code());
+                if matches!(err, RunError::Target(_)) {
+                    s.target_exit = Some(TargetExit {
+                        t: 0.0,
+                        cause: err.to_string(),
+                        code: None,
+                        signal: None,
+                        oom_killed: false,
+                    });
+                } else {
+                    s.error = Some(err.to_string());
+                }
+                self.abandon(s);
+                Err(err)
+            }
+        }
+    }
+
+    /// Compiles the load (gRPC reflection asks the target); a watch drives none. A failure
+    /// stops the target (dropped) before any load is sent and still leaves a summary.
+    pub fn prepare_load(&self, plan: &Plan, target: &Target) -> Result<Option<Prepared>, RunError> {
+        if plan.watch.is_some() {
+            // The counter a watch is judged on must be there before the watch starts.
+            if let Some(r) = &plan.probes.requests_from {
+                let mut c =
+                    crate::probe::requests::RequestCounter::new(r.url.clone(), r.metric.clone());
+                if let Err(e) = c.read() {
+                    let err = RunError::Input(format!("--requests-from: {e}"));
+                    let mut s = self.summary(plan, target.pid(), err.exit_code());
+                    s.error = Some(err.to_string());
+                    self.abandon(s);
+                    return Err(err);
+                }
+            }
+            return Ok(None);
+        }
+        match load::prepare(&plan.load) {
+            Ok(p) => Ok(Some(p)),
+            Err(e) => {
+                let err = RunError::from(e);
+                let mut s = self.summary(plan, target.pid(), err.exit_code());
+                s.error = Some(err.to_string());
+                self.abandon(s);
+                Err(err)
+            }
+        }
+    }
+
+    /// Writes the summary of a run that ended before its load, and the reports.
+    fn abandon(&self, summary: Summary) {
+        let _ = summary.write(&self.dir);
+        write_reports(&self.dir);
+    }
+}
+
+/// The state after warming: the run clock, the probes and the request count.
+pub struct Warm {
+    t0: Instant,
+    probes: ProbeSet,
+    completed: Arc<AtomicU64>,
+}
+
+/// Takes the baseline sample and the first heap profile, then starts the run clock: the
+/// baseline lies just before t = 0.
+pub fn warm(plan: &Plan, folder: &Folder, target: &Target) -> Warm {
+    let completed = Arc::new(AtomicU64::new(0));
+    let mut probes = target.probes(&plan.probes, plan.watch.is_some());
+    let taken = Instant::now();
+    let mut baseline = sampler::sample_once(&mut probes, taken, &completed);
+    let heap = capture_heap(plan, &folder.dir, crate::heap::START_NAME);
+    let t0 = Instant::now();
+    let before = -(t0 - taken).as_secs_f64();
+    if !baseline.signals.is_empty() {
+        baseline.t = before;
+        folder.writer.write(&Record::Probe(baseline));
+    }
+    if let Some(detail) = heap {
+        folder.writer.write(&Record::Event(Event {
+            t: before,
+            kind: "heap_profile".into(),
+            detail,
+        }));
+    }
+    Warm {
+        t0,
+        probes,
+        completed,
+    }
+}
+
+/// What the drive stage leaves behind.
+pub struct Driven {
+    t0: Instant,
+    load: Option<Result<LoadReport, String>>,
+    died: Option<TargetExit>,
+    decided: Option<Decided>,
+    probes: Option<ProbeSet>,
+    completed: Arc<AtomicU64>,
+    memory_limit: Option<u64>,
+    /// When the load or the watch ended, seconds since t0.
+    stopped_at: Option<f64>,
+}
+
+/// Samples, evaluates and drives the load (or, for a watch, waits) until the plan ends, the
+/// target dies, the verdict is decided or the run is stopped.
+pub fn drive(
+    plan: &Plan,
+    folder: &Folder,
+    target: &Arc<Target>,
+    prepared: Option<&Prepared>,
+    warm: Warm,
+    opts: &mut RunOptions,
+) -> Driven {
+    let Warm {
+        t0,
+        probes,
+        completed,
+    } = warm;
+    let recent = Arc::new(Mutex::new(Recent::new()));
+    let sampler = {
+        let (writer, recent) = (folder.writer.clone(), recent.clone());
+        let mut on_sample = opts.on_sample.take();
+        Sampler::start(
+            probes,
+            plan.probes.interval,
+            t0,
+            completed.clone(),
+            move |s: ProbeSample| {
+                writer.write(&Record::Probe(s.clone()));
+                if let Some(f) = on_sample.as_mut() {
+                    f(&s);
+                }
+                if let Ok(mut r) = recent.lock() {
+                    r.push_sample(&s);
+                }
+            },
+        )
+    };
+    let memory_limit = target.memory_limit().map(|(bytes, _)| bytes);
+    let housekeeper = Housekeeper::start(Housekeeping {
+        every: plan
+            .soak
+            .evaluate_every
+            .or_else(|| plan.soak.until_verdict.then(|| default_every(plan))),
+        judge: Judge::new(
+            &plan.gates,
+            steady_spans(&plan.load),
+            plan.soak.horizon,
+            memory_limit,
+        ),
+        recent: recent.clone(),
+        writer: folder.writer.clone(),
+        t0,
+        stop: opts.stop.clone(),
+        until_verdict: plan.soak.until_verdict,
+        on_eval: std::mem::take(&mut opts.on_eval),
+        chores: chores(plan, folder, t0),
+    });
+
+    // A target that dies, and any stop, cancel the load at once.
+    let load_cancel = opts.stop.token().child_token();
+    let watch = death_watch(target.clone(), load_cancel.clone(), t0);
+    let load = prepared.map(|prepared| {
+        let writer = folder.writer.clone();
+        let mut on_window = opts.on_window.take();
+        let ctx = load::LoadContext {
+            cancel: load_cancel.clone(),
+            completed: completed.clone(),
+            on_window: Box::new(move |w| {
+                writer.write(&Record::Window(w.clone()));
+                if let Ok(mut r) = recent.lock() {
+                    r.push_window(w);
+                }
+                if let Some(f) = on_window.as_mut() {
+                    f(w);
+                }
+            }),
+        };
+        load::run_prepared(prepared, ctx).map_err(|e| e.to_string())
+    });
+    if load.is_none() {
+        let until = plan.watch.as_ref().and_then(|w| w.duration).map(|d| t0 + d);
+        wait(until, &load_cancel);
+    }
+    let stopped_at = Some(sampler_secs(t0));
+    // Give a target that is dying a moment to be seen dead (a kill during the last window).
+    std::thread::sleep(Duration::from_millis(100));
+    let died = watch.finish();
+    let decided = housekeeper.finish();
+    let probes = sampler.stop();
+    Driven {
+        t0,
+        load,
+        died,
+        decided,
+        probes,
+        completed,
+        memory_limit,
+        stopped_at,
+    }
+}
+
+/// Heap profiles on a schedule (`heap_profile_every`), keeping the latest few.
+fn chores(plan: &Plan, folder: &Folder, t0: Instant) -> Vec<(Duration, super::rolling::Chore)> {
+    let mut out: Vec<(Duration, super::rolling::Chore)> = Vec::new();
+    if let (Some(every), Some(_)) = (
+        plan.probes.heap_profile_every,
+        &plan.probes.heap_profile_url,
+    ) {
+        let (plan, dir, writer) = (plan.clone(), folder.dir.clone(), folder.writer.clone());
+        let mut n = 0u32;
+        out.push((
+            every,
+            Box::new(move |_t| {
+                n += 1;
+                let name = crate::heap::scheduled_name(n);
+                if let Some(detail) = capture_heap(&plan, &dir, &name) {
+                    writer.write(&Record::Event(Event {
+                        t: sampler_secs(t0),
+                        kind: "heap_profile".into(),
+                        detail,
+                    }));
+                }
+                crate::heap::prune_scheduled(&dir, plan.probes.heap_profiles_kept);
+            }),
+        ));
+    }
+    out
+}
+
+/// Waits until `until` (None: until cancelled) or the token is cancelled.
+fn wait(until: Option<Instant>, cancel: &CancellationToken) {
+    while !cancel.is_cancelled() && until.is_none_or(|u| Instant::now() < u) {
+        let left = until.map_or(Duration::from_millis(50), |u| {
+            u.saturating_duration_since(Instant::now())
+        });
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}
+
+/// Drain check: the load stopped; wait, force a GC where offered, sample again. Skipped for
+/// a watch (it stops no load), a dead target and a run stopped by a signal.
+pub fn drain(plan: &Plan, folder: &Folder, target: &Target, driven: &mut Driven, stop: &Stop) {
+    let stopped_by_signal = stop.is_stopped() && driven.decided.is_none();
+    if plan.watch.is_some() || driven.died.is_some() || stopped_by_signal {
+        return;
+    }
+    if let Some(detail) = capture_heap(plan, &folder.dir, crate::heap::END_NAME) {
+        folder.writer.write(&Record::Event(Event {
+            t: sampler_secs(driven.t0),
+            kind: "heap_profile".into(),
+            detail,
+        }));
+    }
+    let Some(probes) = driven.probes.as_mut() else {
+        return;
+    };
+    folder.writer.write(&Record::Event(Event {
+        t: sampler_secs(driven.t0),
+        kind: "drain".into(),
+        detail: format!(
+            "load stopped; waiting {:?} before the drain re-sample",
+            plan.probes.drain_wait
+        ),
+    }));
+    if let Some(url) = &plan.probes.force_gc_url {
+        let _ = probe::http_get(url, Duration::from_secs(10));
+    }
+    sleep_unless(plan.probes.drain_wait, stop.token(), target);
+    let d = sampler::sample_once(probes, driven.t0, &driven.completed);
+    folder.writer.write(&Record::Probe(d));
+}
+
+/// Judges everything the folder holds and writes the summary and the reports.
+pub fn judge_and_write(
+    plan: &Plan,
+    folder: Folder,
+    target: &Target,
+    driven: Driven,
+    stop: &Stop,
+) -> Result<RunOutcome, RunError> {
+    let died = driven
+        .died
+        .clone()
+        .or_else(|| target.exit().map(|e| exit_record(e, driven.t0)));
+    if let Some(exit) = &died {
+        folder.writer.write(&Record::Event(Event {
+            t: exit.t,
+            kind: "target_exit".into(),
+            detail: exit.cause.clone(),
+        }));
+    }
+    target.stop();
+    let (load, load_error) = match driven.load {
+        Some(Ok(r)) => (Some(r), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    if let Some(e) = &load_error {
+        eprintln!("leakgate: the load failed: {e}");
+    }
+    let judged = super::recover::judge_folder(
+        &folder.dir,
+        plan,
+        load.as_ref(),
+        driven.memory_limit,
+        died.is_some(),
+    );
+    let (verdict, last_samples) = match judged {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("leakgate: cannot read back samples.ndjson: {e}");
+            (None, Vec::new())
+        }
+    };
+    let facts = Facts {
+        target_died: died.is_some(),
+        gate_failed: verdict
+            .as_ref()
+            .is_some_and(|v| v.outcome == verdict::Outcome::Fail),
+        fell_behind: plan.watch.is_none() && load.as_ref().is_none_or(|r| r.fell_behind),
+        inconclusive: verdict
+            .as_ref()
+            .is_none_or(|v| v.outcome == verdict::Outcome::Inconclusive),
+    };
+    let exit = exit_code(facts);
+    let mut summary = folder.summary(plan, target.pid(), exit);
+    summary.target_exit = died;
+    summary.load = load;
+    summary.verdict = verdict;
+    summary.last_samples = last_samples;
+    summary.error = load_error;
+    summary.stopped = match &driven.decided {
+        Some(d) => Some(summary::Stopped {
+            t: d.t,
+            reason: format!(
+                "the verdict was decided ({}) with --until-verdict",
+                match d.outcome {
+                    crate::record::EvalOutcome::Leak => "leak",
+                    _ => "pass",
+                }
+            ),
+            verdict_decided: true,
+        }),
+        None => stop.reason().map(|reason| summary::Stopped {
+            t: driven.stopped_at.unwrap_or_else(|| sampler_secs(driven.t0)),
+            reason,
+            verdict_decided: false,
+        }),
+    };
+    summary
+        .write(&folder.dir)
+        .map_err(|source| RunError::Results {
+            path: folder.dir.join("summary.json"),
+            source,
+        })?;
+    let heap = write_reports(&folder.dir);
+    Ok(RunOutcome {
+        exit,
+        run_dir: folder.dir,
+        summary,
+        heap,
+    })
+}
+
+/// Writes the reports from the files just written and hands back their heap diff; a report
+/// that cannot be written costs the report, never the run's result (summary.json and
+/// samples.ndjson are already on disk).
+pub fn write_reports(run_dir: &Path) -> Option<Result<crate::heap::HeapDiff, String>> {
+    let written = crate::report::run_data::RunData::load(run_dir)
+        .and_then(|run| crate::report::write_run(&run).map(|_| run.heap));
+    match written {
+        Ok(heap) => heap,
+        Err(e) => {
+            eprintln!(
+                "leakgate: warning: reports not written: {e} (retry: leakgate report {})",
+                run_dir.display()
+            );
+            None
+        }
+    }
+}
+
+/// Saves a heap profile (pprof, as Go and jemalloc_pprof serve it) into the run folder, so
+/// `go tool pprof -diff_base heap-start.pb.gz heap-end.pb.gz` shows what grew; returns the
+/// event's detail, or None when the plan takes no profiles.
+fn capture_heap(plan: &Plan, run_dir: &Path, name: &str) -> Option<String> {
+    let url = plan.probes.heap_profile_url.as_ref()?;
+    Some(match probe::http_get(url, Duration::from_secs(30)) {
+        Ok(body) => match std::fs::write(run_dir.join(name), &body) {
+            Ok(()) => format!("{name}: {} bytes from {url}", body.len()),
+            Err(e) => format!("{name}: cannot write: {e}"),
+        },
+        Err(e) => format!("{name}: {e}"),
+    })
+}
+
+fn exit_record(e: crate::supervise::ExitInfo, t0: Instant) -> TargetExit {
+    TargetExit {
+        t: sampler_secs(t0),
+        cause: e.cause,
+        code: e.code,
+        signal: e.signal,
+        oom_killed: e.oom_killed,
+    }
+}
+
+/// Polls the target every 50 ms and cancels the load the moment it is gone.
+struct DeathWatch {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<Option<TargetExit>>,
+}
+
+fn death_watch(target: Arc<Target>, cancel: CancellationToken, t0: Instant) -> DeathWatch {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        loop {
+            if let Some(e) = target.exit() {
+                cancel.cancel();
+                return Some(exit_record(e, t0));
+            }
+            match stopped.recv_timeout(Duration::from_millis(50)) {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                _ => return None,
+            }
+        }
+    });
+    DeathWatch { stop, thread }
+}
+
+impl DeathWatch {
+    fn finish(self) -> Option<TargetExit> {
+        let _ = self.stop.send(());
+        self.thread.join().ok().flatten()
+    }
+}
+
+/// Sleeps `d` in small steps, ending early when stopped or when the target dies.
+fn sleep_unless(d: Duration, cancel: &CancellationToken, target: &Target) {
+    let step = Duration::from_millis(50);
+    let mut left = d;
+    while !left.is_zero() && !cancel.is_cancelled() && target.exit().is_none() {
+        let s = left.min(step);
+        std::thread::sleep(s);
+        left -= s;
+    }
+}
+
+/// The horizon a plan's rolling verdict judges, in words for the header.
+pub fn horizon_words(h: Horizon) -> String {
+    match h {
+        Horizon::Whole => "the whole steady phase".into(),
+        Horizon::Time { span } => format!(
+            "the last {}",
+            crate::verdict::format::duration(span.as_secs_f64())
+        ),
+        Horizon::Requests { count } => format!("the last {count} requests"),
+    }
+}
