@@ -281,6 +281,19 @@ fn errors_are_404_405_400_and_head_has_no_body() {
 
     let r = exchange(addr, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
     assert_eq!((r.status, r.header("Allow")), (405, Some("GET, HEAD")));
+    // Flagger's webhooks POST their canary's metadata to /verdict.
+    let body = br#"{"name":"api","namespace":"prod","phase":"Progressing"}"#;
+    let mut post = format!(
+        "POST /verdict?fail_on_leak=1 HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    post.extend_from_slice(body);
+    let r = exchange(addr, &post);
+    assert_eq!(r.status, 200, "an inconclusive verdict is not a failed webhook");
+    assert!(r.body.contains("\"verdict\""), "{}", r.body);
+    let r = exchange(addr, b"PUT /verdict HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!((r.status, r.header("Allow")), (405, Some("GET, HEAD, POST")));
 
     let r = exchange(addr, b"HEAD /metrics HTTP/1.1\r\n\r\n");
     assert_eq!(r.status, 200);

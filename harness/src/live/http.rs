@@ -166,8 +166,14 @@ fn respond(line: &str, pages: &Mutex<Arc<Pages>>) -> Vec<u8> {
     if !matches!(path, "/metrics" | "/verdict" | "/healthz") {
         return response(404, TEXT_TYPE, b"not found\n", head_only, &[]);
     }
-    if !matches!(method, "GET" | "HEAD") {
-        let allow = [("Allow", "GET, HEAD")];
+    // Flagger calls its webhooks with POST (the body, its canary's metadata, is not needed).
+    let post_ok = path == "/verdict" && method == "POST";
+    if !(matches!(method, "GET" | "HEAD") || post_ok) {
+        let allow = if path == "/verdict" {
+            [("Allow", "GET, HEAD, POST")]
+        } else {
+            [("Allow", "GET, HEAD")]
+        };
         return response(405, TEXT_TYPE, b"method not allowed\n", false, &allow);
     }
     let pages = current(pages);
