@@ -13,5 +13,6 @@ pub mod record;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod store;
 pub mod supervise;
 pub mod verdict;
