@@ -290,10 +290,16 @@ fn errors_are_404_405_400_and_head_has_no_body() {
     .into_bytes();
     post.extend_from_slice(body);
     let r = exchange(addr, &post);
-    assert_eq!(r.status, 200, "an inconclusive verdict is not a failed webhook");
+    assert_eq!(
+        r.status, 200,
+        "an inconclusive verdict is not a failed webhook"
+    );
     assert!(r.body.contains("\"verdict\""), "{}", r.body);
     let r = exchange(addr, b"PUT /verdict HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
-    assert_eq!((r.status, r.header("Allow")), (405, Some("GET, HEAD, POST")));
+    assert_eq!(
+        (r.status, r.header("Allow")),
+        (405, Some("GET, HEAD, POST"))
+    );
 
     let r = exchange(addr, b"HEAD /metrics HTTP/1.1\r\n\r\n");
     assert_eq!(r.status, 200);

@@ -75,6 +75,12 @@ pub struct RunArgs {
     /// Allow --listen on an address other hosts can reach.
     #[arg(long, requires = "listen")]
     pub listen_public: bool,
+    /// Merge samples older than this into one record per minute (windows exactly).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub compact_after: std::time::Duration,
+    /// Seal samples.ndjson into numbered segment files this often (copy them off while it goes).
+    #[arg(long, value_parser = parse_duration)]
+    pub segment: Option<std::time::Duration>,
     /// Parent folder of the run folder.
     #[arg(long, default_value = "results")]
     pub results_dir: PathBuf,

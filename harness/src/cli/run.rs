@@ -61,6 +61,8 @@ pub fn run(args: RunArgs) -> ExitCode {
     };
     let mut plan = plan;
     plan.soak.until_verdict |= args.until_verdict;
+    plan.soak.compact_after = args.compact_after.max(Duration::from_secs(60));
+    plan.soak.segment = args.segment.map(|s| s.max(Duration::from_secs(1)));
     if args.evaluate_every.is_some() {
         plan.soak.evaluate_every = args.evaluate_every;
     }

@@ -89,6 +89,9 @@ pub struct WatchArgs {
     /// Seal samples.ndjson into numbered segment files this often (copy them off while it goes).
     #[arg(long, value_parser = parse_duration)]
     pub segment: Option<Duration>,
+    /// Merge samples older than this into one record per minute (windows exactly).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub compact_after: Duration,
     /// Parent folder of the run folder.
     #[arg(long, default_value = "results")]
     pub results_dir: PathBuf,
@@ -309,8 +312,8 @@ pub fn plan(a: &WatchArgs) -> Result<Plan, PlanError> {
         horizon: a.horizon,
         until_verdict: a.until_verdict,
         listen: a.listen.clone(),
-        segment: a.segment,
-        ..SoakPlan::default()
+        segment: a.segment.map(|s| s.max(Duration::from_secs(1))),
+        compact_after: a.compact_after.max(Duration::from_secs(60)),
     };
     plan.watch = Some(WatchPlan {
         duration: a.duration,

@@ -111,3 +111,36 @@ fn name(path: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduled_profiles_keep_the_latest_and_stand_in_for_a_missing_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join(START_NAME), b"not a profile").unwrap();
+        assert!(
+            diff_run(d).is_none(),
+            "no end and nothing scheduled: no diff"
+        );
+        for n in 1..=5 {
+            std::fs::write(d.join(scheduled_name(n)), b"x").unwrap();
+        }
+        std::fs::write(d.join("heap-notes.txt"), b"x").unwrap();
+        prune_scheduled(d, 2);
+        let left: Vec<String> = scheduled(d)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["heap-00004.pb.gz", "heap-00005.pb.gz"]);
+        assert!(d.join(START_NAME).exists() && d.join("heap-notes.txt").exists());
+        // A run cut off before its end profile is compared with its latest scheduled one.
+        let err = diff_run(d).expect("a diff is attempted").unwrap_err();
+        assert!(
+            err.contains(START_NAME) || err.contains("heap-00005.pb.gz"),
+            "{err}"
+        );
+    }
+}

@@ -8,7 +8,6 @@ pub mod compare;
 pub mod html;
 pub mod junit;
 pub mod markdown;
-pub mod ndjson;
 pub mod run_data;
 pub mod summary;
 pub mod svg;

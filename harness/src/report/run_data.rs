@@ -127,41 +127,20 @@ impl RunData {
     }
 }
 
-/// Every record of a run folder's `samples.ndjson` (none when the file is missing: a target
-/// that never came up leaves only the summary).
+/// Every record of a run folder's samples: its sealed segments in order, then
+/// `samples.ndjson` (none when there are none: a target that never came up leaves only the
+/// summary). A torn last line of a file (a killed run) is skipped.
 pub fn read_samples(dir: &Path) -> Result<Vec<Record>, ReportError> {
-    let path = dir.join("samples.ndjson");
-    if path.exists() {
-        read_records(&path)
-    } else {
-        Ok(Vec::new())
-    }
-}
-
-/// Reads `samples.ndjson`. A torn last line (the process was killed mid-write) is skipped;
-/// any other bad line is an error naming its line.
-fn read_records(path: &Path) -> Result<Vec<Record>, ReportError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str(line) {
-            Ok(r) => out.push(r),
-            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {}
-            Err(e) => {
-                return Err(ReportError::Parse {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                    message: e.to_string(),
-                });
-            }
-        }
-    }
-    Ok(out)
+    crate::store::read_dir_records(dir).map_err(|e| match e {
+        crate::store::ReadError::Io { path, source } => ReportError::Read { path, source },
+        crate::store::ReadError::Parse {
+            path,
+            line,
+            message,
+        } => ReportError::Parse {
+            path,
+            line,
+            message,
+        },
+    })
 }

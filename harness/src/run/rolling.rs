@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use super::recent::Recent;
 use super::signals::Stop;
 use crate::record::{EvalOutcome, Evaluation, Record, SignalStatus};
-use crate::report::ndjson::NdjsonWriter;
 use crate::scenario::plan::{GatePlan, Horizon};
+use crate::store::Writer as NdjsonWriter;
 use crate::verdict::{self, GateKind, LatencyObserved, Outcome, Verdict, VerdictInput};
 
 /// What a rolling verdict judges against, fixed for the run.

@@ -17,10 +17,13 @@ use crate::exit::ExitCode;
 use crate::load::{self, LoadReport, Prepared};
 use crate::probe::{self, ProbeSet, sampler, sampler::Sampler};
 use crate::record::{Event, ProbeSample, Record};
-use crate::report::ndjson::NdjsonWriter;
 use crate::report::summary::{self, Summary, TargetExit};
 use crate::scenario::plan::{Horizon, Plan};
+use crate::store::Writer as NdjsonWriter;
 use crate::verdict;
+
+/// Aged records are merged into one per minute.
+const COMPACT_BUCKET: f64 = 60.0;
 
 /// Default pace of rolling evaluations when `--until-verdict` is asked without one: a
 /// twentieth of the planned load, between 1 s and 1 min.
@@ -291,9 +294,36 @@ pub fn drive(
     }
 }
 
-/// Heap profiles on a schedule (`heap_profile_every`), keeping the latest few.
+/// Compaction of records as they age, sealed segments, and heap profiles on a schedule.
 fn chores(plan: &Plan, folder: &Folder, t0: Instant) -> Vec<(Duration, super::rolling::Chore)> {
     let mut out: Vec<(Duration, super::rolling::Chore)> = Vec::new();
+    let age = plan.soak.compact_after;
+    // Checked six times per age (at most every 10 min): the live file holds at most about
+    // 1.2 ages of full-resolution records.
+    let every = (age / 6).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    let writer = folder.writer.clone();
+    out.push((
+        every,
+        Box::new(move |t| {
+            let cutoff = t - age.as_secs_f64();
+            if cutoff > 0.0
+                && let Err(e) = writer.compact(cutoff, COMPACT_BUCKET)
+            {
+                eprintln!("leakgate: warning: samples not compacted: {e}");
+            }
+        }),
+    ));
+    if let Some(period) = plan.soak.segment {
+        let writer = folder.writer.clone();
+        out.push((
+            period,
+            Box::new(move |_| {
+                if let Err(e) = writer.seal() {
+                    eprintln!("leakgate: warning: segment not sealed: {e}");
+                }
+            }),
+        ));
+    }
     if let (Some(every), Some(_)) = (
         plan.probes.heap_profile_every,
         &plan.probes.heap_profile_url,

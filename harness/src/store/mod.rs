@@ -7,6 +7,7 @@
 
 pub mod compact;
 pub mod files;
+pub mod writer;
 
 #[cfg(test)]
 mod test_support;
@@ -15,3 +16,4 @@ pub use compact::compact;
 pub use files::{
     CompactStats, LIVE, ReadError, compact_file, next_segment_path, read_dir_records, segment_paths,
 };
+pub use writer::Writer;
