@@ -18,6 +18,10 @@ pub enum ExitCode {
     Usage = 64,
     /// Bad scenario file (with file, line and column), or a run folder that cannot be read.
     BadScenario = 65,
+    /// A bug in leakgate (a worker panicked): the results are incomplete (EX_SOFTWARE).
+    Internal = 70,
+    /// The results could not be written: disk full, folder not writable (EX_IOERR).
+    Io = 74,
 }
 
 impl ExitCode {
@@ -36,4 +40,6 @@ EXIT CODES:
    3  the target died (crash, OOM kill) or never became ready
    4  the driver could not hold the planned rate
   64  usage error
-  65  bad scenario file (with file, line and column), or an unreadable run folder";
+  65  bad scenario file (with file, line and column), or an unreadable run folder
+  70  internal error: a bug in leakgate (a load worker panicked); results are incomplete
+  74  the results could not be written (disk full, folder not writable)";

@@ -9,7 +9,7 @@ use crate::load::LoadReport;
 use crate::record::Evaluation;
 use crate::record::{LatencySummary, ProbeSample, Window};
 use crate::run::{RunOptions, RunOutcome, Stop};
-use crate::scenario::plan::{Plan, Rate, TargetPlan};
+use crate::scenario::plan::{PhaseKind, Plan, Protocol, Rate, TargetPlan};
 use crate::verdict::{Outcome, Verdict, format};
 
 /// Live progress: a bar on a terminal, a plain line every 5 windows otherwise.
@@ -296,14 +296,28 @@ pub fn header(plan: &Plan) -> String {
                 Rate::Ramp { from, to } => format!("{from}->{to}/s"),
                 Rate::Max => "max".into(),
             };
-            format!("{:?} {:?} @ {rate}", p.kind, p.duration).to_lowercase()
+            let kind = match p.kind {
+                PhaseKind::Warmup => "warmup",
+                PhaseKind::Ramp => "ramp",
+                PhaseKind::Steady => "steady",
+                PhaseKind::Spike => "spike",
+            };
+            format!(
+                "{kind} {} @ {rate}",
+                crate::scenario::units::format_duration(p.duration)
+            )
         })
         .collect();
+    let protocol = match plan.load.protocol {
+        Protocol::Http1 => "HTTP/1.1",
+        Protocol::Http2 => "HTTP/2",
+        Protocol::Grpc => "gRPC",
+    };
     format!(
-        "leakgate {}: {}\n  target  {target}\n  load    {:?} {} x{} conns, {}",
+        "leakgate {}: {}\n  target  {target}\n  load    {} {} x{} conns, {}",
         plan.name,
         plan.description,
-        plan.load.protocol,
+        protocol,
         plan.load.base_url,
         plan.load.connections,
         phases.join(", ")
@@ -363,14 +377,39 @@ pub fn load_report(r: &LoadReport) -> String {
     }
 }
 
+/// The verdict's headline: the outcome and the signals (or limits) that decided it, e.g.
+/// `FAIL: cache_entries, rss_bytes`; each gate's explanation follows on its own line.
+pub fn headline(v: &Verdict) -> String {
+    let names = |o: Outcome| {
+        let mut n: Vec<&str> = v
+            .gates
+            .iter()
+            .filter(|g| g.outcome == o)
+            .map(|g| g.signal.as_deref().unwrap_or(&g.name))
+            .collect();
+        n.sort();
+        n.dedup();
+        n.join(", ")
+    };
+    match v.outcome {
+        Outcome::Fail => format!("FAIL: {}", names(Outcome::Fail)),
+        Outcome::Inconclusive => format!(
+            "INCONCLUSIVE (not a pass): {}",
+            names(Outcome::Inconclusive)
+        ),
+        Outcome::Pass if v.gates.is_empty() => "PASS (no gates were configured)".into(),
+        Outcome::Pass => format!("PASS: all {} gates held", v.gates.len()),
+    }
+}
+
 /// The verdict, one line per gate.
 pub fn verdict(v: &Verdict) -> String {
-    let mut out = format!("Verdict: {}", v.summary);
+    let mut out = format!("Verdict: {}", headline(v));
     for g in &v.gates {
         let mark = match g.outcome {
             Outcome::Pass => "PASS",
             Outcome::Fail => "FAIL",
-            Outcome::Inconclusive => "????",
+            Outcome::Inconclusive => "INCONCLUSIVE",
         };
         out.push_str(&format!("\n  {mark}  {}: {}", g.name, g.explanation));
     }
@@ -417,6 +456,12 @@ pub fn outcome(o: &RunOutcome) -> String {
     if let Some(v) = &o.summary.verdict {
         out.push_str(&verdict(v));
         out.push('\n');
+    }
+    for p in &o.summary.probe_problems {
+        out.push_str(&format!("Probe problem: {p}\n"));
+    }
+    if let Some(e) = &o.summary.error {
+        out.push_str(&format!("Error: {e}\n"));
     }
     if let Some(h) = &o.heap {
         out.push_str(&heap_line(h));

@@ -140,23 +140,62 @@ pub fn check(args: CheckArgs) -> ExitCode {
             return ExitCode::BadScenario;
         }
     };
-    // Templates and URLs are compiled exactly as the run would (a watch scenario has none).
-    if !plan.load.phases.is_empty()
-        && let Err(e) = crate::load::prepare(&plan.load)
-            .map(|_| ())
-            .or_else(|e| if e.is_plan_error() { Err(e) } else { Ok(()) })
-    {
-        eprintln!("leakgate: {}: {e}", args.file.display());
-        return ExitCode::BadScenario;
+    // Templates, URLs and gRPC methods from files are compiled exactly as the run would; a
+    // watch scenario has no load, and methods found by reflection wait for the target.
+    let mut note = None;
+    if !plan.load.phases.is_empty() {
+        match crate::load::check(&plan.load) {
+            Ok(n) => note = n,
+            Err(e) => {
+                eprintln!("leakgate: {}: {e}", args.file.display());
+                return ExitCode::BadScenario;
+            }
+        }
     }
-    match toml::to_string_pretty(&plan) {
+    let mut value = match toml::Value::try_from(&plan) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("leakgate: cannot print the plan: {e}");
+            return ExitCode::Usage;
+        }
+    };
+    human_durations(&mut value);
+    match toml::to_string_pretty(&value) {
         Ok(t) => {
-            println!("# {}: valid; the resolved plan:\n{t}", args.file.display());
+            println!("# {}: valid; the resolved plan:", args.file.display());
+            if let Some(n) = note {
+                println!("# note: {n}");
+            }
+            println!("{t}");
             ExitCode::Pass
         }
         Err(e) => {
             eprintln!("leakgate: cannot print the plan: {e}");
             ExitCode::Usage
         }
+    }
+}
+
+/// Durations as people write them (`"5s"`, `"250ms"`) instead of `{ secs, nanos }` tables.
+fn human_durations(v: &mut toml::Value) {
+    match v {
+        toml::Value::Table(t) => {
+            let is_duration = t.len() == 2
+                && t.get("secs").is_some_and(toml::Value::is_integer)
+                && t.get("nanos").is_some_and(toml::Value::is_integer);
+            if is_duration {
+                let secs = t["secs"].as_integer().unwrap_or(0) as f64;
+                let nanos = t["nanos"].as_integer().unwrap_or(0) as f64;
+                *v = toml::Value::String(crate::scenario::units::format_duration(
+                    std::time::Duration::from_secs_f64(secs + nanos / 1e9),
+                ));
+                return;
+            }
+            for (_, x) in t.iter_mut() {
+                human_durations(x);
+            }
+        }
+        toml::Value::Array(a) => a.iter_mut().for_each(human_durations),
+        _ => {}
     }
 }

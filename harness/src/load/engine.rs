@@ -226,6 +226,11 @@ pub fn run_worker(
             index,
             stats: Box::new(stats),
         });
+        // Fault injection for the fault suite (debug builds only): a worker that dies.
+        #[cfg(debug_assertions)]
+        if std::env::var_os("LEAKGATE_FAULT_WORKER_PANIC").is_some() {
+            panic!("fault injected by LEAKGATE_FAULT_WORKER_PANIC");
+        }
         let _ = tx.send(Part::Done);
     });
 }

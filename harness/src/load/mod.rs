@@ -50,6 +50,13 @@ pub enum LoadError {
     /// A worker thread could not be started.
     #[error("cannot start a load worker thread: {0}")]
     Thread(std::io::Error),
+    /// The target does not speak the planned protocol (gRPC reflection failed): not a
+    /// mistake in the scenario file, the target is not what the plan says it is.
+    #[error("{0}")]
+    Target(String),
+    /// A load worker panicked (a bug in leakgate): the load's results are incomplete.
+    #[error("a load worker failed: {0} (a bug in leakgate: please report it)")]
+    Panicked(String),
 }
 
 impl LoadError {
@@ -57,6 +64,26 @@ impl LoadError {
     pub fn is_plan_error(&self) -> bool {
         matches!(self, LoadError::Plan(_))
     }
+}
+
+/// Checks a plan without a target: templates, URLs, and the gRPC methods and bodies when
+/// they come from files. Methods found by server reflection can only be checked at run
+/// time: the note returned says so.
+pub fn check(plan: &LoadPlan) -> Result<Option<String>, LoadError> {
+    let by_reflection = plan.protocol == Protocol::Grpc
+        && plan
+            .grpc
+            .as_ref()
+            .is_none_or(|g| g.protos.is_empty() && g.protoset.is_none());
+    if by_reflection {
+        request::Mix::new(plan, None)?;
+        return Ok(Some(
+            "the gRPC methods and message bodies are resolved by server reflection when the \
+             run starts (give protos or a protoset to check them now)"
+                .into(),
+        ));
+    }
+    prepare(plan).map(|_| None)
 }
 
 /// Hooks into a running load.
@@ -310,10 +337,23 @@ pub fn run_prepared(prepared: &Prepared, mut ctx: LoadContext) -> Result<LoadRep
     for part in rx {
         collector.add(part, &mut ctx.on_window);
     }
+    // A worker that panicked took its share of the statistics with it: say so, never judge
+    // on what is left as if it were whole.
+    let mut panicked = None;
     for t in threads {
-        let _ = t.join();
+        if let Err(p) = t.join() {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".into());
+            panicked = Some(msg);
+        }
     }
     collector.flush(&mut ctx.on_window);
+    if let Some(msg) = panicked {
+        return Err(LoadError::Panicked(msg));
+    }
     let elapsed = start.elapsed().as_secs_f64();
     let cut = ctx.cancel.is_cancelled();
     Ok(collector.report(plan, &schedule, elapsed, n, cut))

@@ -15,9 +15,12 @@ use super::LoadError;
 
 /// Asks the server at `base_url` for its services and their file descriptors.
 pub fn fetch(base_url: &str) -> Result<DescriptorPool, LoadError> {
+    // The target did not answer as a gRPC server with reflection: it is not what the plan
+    // says (or not up), which is no mistake in the scenario file.
     let err = |m: String| {
-        LoadError::Plan(format!(
-            "gRPC reflection at {base_url}: {m} (give .proto files or a protoset instead)"
+        LoadError::Target(format!(
+            "gRPC reflection at {base_url}: {m}; the target does not answer as a gRPC server \
+             with server reflection (give .proto files or a protoset if it has no reflection)"
         ))
     };
     let rt = tokio::runtime::Builder::new_current_thread()

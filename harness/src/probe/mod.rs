@@ -150,7 +150,9 @@ impl ProbeSet {
         if let Err(e) = r
             && self.warned.insert(source.to_string())
         {
-            self.problems.push(format!("{source} probe: {e}"));
+            let problem = format!("{source} probe: {e}");
+            eprintln!("leakgate: {problem} (its signals are absent from now on)");
+            self.problems.push(problem);
         }
     }
 }

@@ -66,6 +66,10 @@ pub struct Summary {
     /// The error that ended the run or its load, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Probes that failed during the run (a metrics URL that stopped answering), once each:
+    /// their signals are absent from the samples after that.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probe_problems: Vec<String>,
 }
 
 fn finished_default() -> bool {
@@ -102,6 +106,7 @@ impl Summary {
             recovered: false,
             stopped: None,
             error: None,
+            probe_problems: Vec::new(),
         }
     }
 
@@ -125,6 +130,8 @@ pub fn exit_reason(code: ExitCode) -> &'static str {
         ExitCode::FellBehind => "the driver could not hold the planned rate",
         ExitCode::Usage => "usage error",
         ExitCode::BadScenario => "bad scenario file",
+        ExitCode::Internal => "internal error: a bug in leakgate; the results are incomplete",
+        ExitCode::Io => "the results could not be written",
     }
 }
 

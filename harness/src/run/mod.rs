@@ -55,8 +55,12 @@ impl RunError {
     /// The exit code this error maps to.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            RunError::Results { .. } | RunError::Input(_) => ExitCode::Usage,
-            RunError::Target(_) => ExitCode::TargetDied,
+            RunError::Input(_) => ExitCode::Usage,
+            RunError::Results { .. } => ExitCode::Io,
+            RunError::Target(_) | RunError::Load(load::LoadError::Target(_)) => {
+                ExitCode::TargetDied
+            }
+            RunError::Load(load::LoadError::Panicked(_)) => ExitCode::Internal,
             RunError::Load(e) if e.is_plan_error() => ExitCode::BadScenario,
             RunError::Load(_) => ExitCode::FellBehind,
         }

@@ -185,7 +185,7 @@ pub fn warm(plan: &Plan, folder: &Folder, target: &Target) -> Warm {
 /// What the drive stage leaves behind.
 pub struct Driven {
     t0: Instant,
-    load: Option<Result<LoadReport, String>>,
+    load: Option<Result<LoadReport, load::LoadError>>,
     died: Option<TargetExit>,
     decided: Option<Decided>,
     probes: Option<ProbeSet>,
@@ -270,7 +270,7 @@ pub fn drive(
                 }
             }),
         };
-        load::run_prepared(prepared, ctx).map_err(|e| e.to_string())
+        load::run_prepared(prepared, ctx)
     });
     if load.is_none() {
         let until = plan.watch.as_ref().and_then(|w| w.duration).map(|d| t0 + d);
@@ -420,6 +420,7 @@ pub fn judge_and_write(
     if let Some(e) = &load_error {
         eprintln!("leakgate: the load failed: {e}");
     }
+    let write_error = folder.writer.error().map(str::to_string);
     let judged = super::recover::judge_folder(
         &folder.dir,
         plan,
@@ -444,13 +445,24 @@ pub fn judge_and_write(
             .as_ref()
             .is_none_or(|v| v.outcome == verdict::Outcome::Inconclusive),
     };
-    let exit = exit_code(facts);
+    // Incomplete results are never judged as if whole: a lost sample file, a panicked worker.
+    let exit = match (&load_error, &write_error) {
+        _ if facts.target_died => ExitCode::TargetDied,
+        (_, Some(_)) => ExitCode::Io,
+        (Some(load::LoadError::Panicked(_)), _) => ExitCode::Internal,
+        _ => exit_code(facts),
+    };
     let mut summary = folder.summary(plan, target.pid(), exit);
     summary.target_exit = died;
     summary.load = load;
     summary.verdict = verdict;
     summary.last_samples = last_samples;
-    summary.error = load_error;
+    summary.error = write_error.or(load_error.map(|e| e.to_string()));
+    summary.probe_problems = driven
+        .probes
+        .as_ref()
+        .map(|p| p.problems.clone())
+        .unwrap_or_default();
     summary.stopped = match &driven.decided {
         Some(d) => Some(summary::Stopped {
             t: d.t,

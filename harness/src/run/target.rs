@@ -139,11 +139,14 @@ pub fn ensure_built(bin: &str) -> Result<(), TargetError> {
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let release = dir.file_name().is_some_and(|n| n == "release");
-    eprintln!("leakgate: building {bin} (first run only)...");
+    eprintln!(
+        "leakgate: building {bin} with cargo (first run only; a few minutes on a fresh clone, \
+         cargo's progress follows)..."
+    );
     let mut cmd =
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&workspace)
-        .args(["build", "--quiet", "-p", "leakgate-targets", "--bin", bin]);
+        .args(["build", "-p", "leakgate-targets", "--bin", bin]);
     if release {
         cmd.arg("--release");
     }

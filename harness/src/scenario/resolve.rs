@@ -239,11 +239,21 @@ impl<'a> Resolver<'a> {
         }
         let phases = self.phases(l)?;
         let requests = self.requests(l, protocol)?;
+        // Placeholders work in paths too (`{scenario_dir}/../proto/x.proto`).
+        let path = |r: &mut Self, p: &str| r.fill(span.clone(), p).map(|p| r.relative(&p));
         let grpc = match (&l.grpc, protocol) {
             (Some(g), Protocol::Grpc) => Some(GrpcPlan {
-                protos: g.protos.iter().map(|p| self.relative(p)).collect(),
-                import_paths: g.import_paths.iter().map(|p| self.relative(p)).collect(),
-                protoset: g.protoset.as_deref().map(|p| self.relative(p)),
+                protos: g
+                    .protos
+                    .iter()
+                    .map(|p| path(self, p))
+                    .collect::<Result<_, _>>()?,
+                import_paths: g
+                    .import_paths
+                    .iter()
+                    .map(|p| path(self, p))
+                    .collect::<Result<_, _>>()?,
+                protoset: g.protoset.as_deref().map(|p| path(self, p)).transpose()?,
                 reflection: g
                     .reflection
                     .unwrap_or(g.protos.is_empty() && g.protoset.is_none()),

@@ -51,6 +51,36 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
+/// Writes a duration the way [`parse_duration`] reads it back: `"5s"`, `"250ms"`, `"1m30s"`,
+/// `"2h"`, `"10us"`.
+pub fn format_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".into();
+    }
+    if nanos % 1_000_000_000 != 0 {
+        return if nanos % 1_000_000 == 0 {
+            format!("{}ms", nanos / 1_000_000)
+        } else if nanos % 1_000 == 0 {
+            format!("{}us", nanos / 1_000)
+        } else {
+            format!("{nanos}ns")
+        };
+    }
+    let mut secs = d.as_secs();
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if secs >= size {
+            out.push_str(&format!("{}{unit}", secs / size));
+            secs %= size;
+        }
+    }
+    if secs > 0 {
+        out.push_str(&format!("{secs}s"));
+    }
+    out
+}
+
 /// Parses `"1024"`, `"64 KiB"`, `"1.5MB"`, `"512 B"` into bytes (KB = 1000, KiB = 1024).
 pub fn parse_bytes(text: &str) -> Result<f64, String> {
     let (value, unit) = split_number(text).ok_or_else(|| bytes_expected(text))?;
@@ -247,6 +277,14 @@ impl<'de> Deserialize<'de> for HumanAmount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_print_as_written() {
+        for text in ["5s", "250ms", "1m30s", "2h", "10us", "1d2h", "0s", "7ns"] {
+            let d = parse_duration(text).unwrap();
+            assert_eq!(format_duration(d), text);
+        }
+    }
 
     #[test]
     fn durations() {

@@ -15,6 +15,8 @@ use crate::record::Record;
 pub struct Writer {
     path: PathBuf,
     out: Mutex<BufWriter<File>>,
+    /// The first write error: the file then misses records, and the run must say so.
+    failed: std::sync::OnceLock<String>,
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {
@@ -27,6 +29,7 @@ impl Writer {
         Ok(Self {
             path: path.to_path_buf(),
             out: Mutex::new(BufWriter::new(open_append(path)?)),
+            failed: std::sync::OnceLock::new(),
         })
     }
 
@@ -41,9 +44,16 @@ impl Writer {
             .and_then(|_| out.write_all(b"\n"))
             .and_then(|_| out.flush());
         if let Err(e) = res {
-            static ONCE: std::sync::Once = std::sync::Once::new();
-            ONCE.call_once(|| eprintln!("leakgate: cannot write {}: {e}", self.path.display()));
+            let first = format!("cannot write {}: {e}", self.path.display());
+            if self.failed.set(first.clone()).is_ok() {
+                eprintln!("leakgate: {first}; the run goes on, but its results will be incomplete");
+            }
         }
+    }
+
+    /// The first write error, if any record could not be written.
+    pub fn error(&self) -> Option<&str> {
+        self.failed.get().map(String::as_str)
     }
 
     /// Merges the records older than `cutoff` (seconds since load start) into one per `bucket`
