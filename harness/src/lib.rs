@@ -1,6 +1,6 @@
 //! leakgate: an open-loop load generator that also samples the target's memory and judges leaks.
 //!
-//! The modules follow the data flow of one run (see DESIGN.md):
+//! The modules follow the data flow of one run (see ARCHITECTURE.md):
 //! `scenario` → `supervise` → `load` / `probe` → `verdict` → `report`, with `cli` on top.
 
 pub mod cli;

@@ -137,6 +137,10 @@ pub struct Evaluation {
     pub horizon_start: f64,
     /// The verdict over the horizon.
     pub outcome: EvalOutcome,
+    /// The outcome is firm enough to end a run early: a leak, or a pass whose intervals rule
+    /// out the limits themselves.
+    #[serde(default)]
+    pub decisive: bool,
     /// Per gated signal: its latest value, slope and outcome.
     pub signals: BTreeMap<String, SignalStatus>,
     /// Completed requests per second since the previous evaluation (absent without a count).

@@ -313,7 +313,7 @@ fn kill_9_leaves_a_folder_report_can_judge() {
     let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let mut run = start_quickstart(tmp.path(), &[]);
-    let dir = wait_for_samples(tmp.path(), 14.0);
+    let dir = wait_for_samples(tmp.path(), 8.0);
     let target = children(run.id());
     run.kill().unwrap();
     run.wait().unwrap();
@@ -354,7 +354,7 @@ fn sigterm_writes_every_report_and_exits_with_the_verdict_so_far() {
     let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let run = start_quickstart(tmp.path(), &[]);
-    let dir = wait_for_samples(tmp.path(), 12.0);
+    let dir = wait_for_samples(tmp.path(), 7.0);
     // SAFETY: kill(2) on our own child.
     unsafe {
         libc::kill(run.id() as i32, libc::SIGTERM);

@@ -98,6 +98,7 @@ fn plan() -> GatePlan {
         windows: 10,
         confidence: 0.95,
         min_time_to_limit: None,
+        extend_if_inconclusive: None,
     }
 }
 

@@ -24,6 +24,7 @@ fn plan(signals: Vec<SignalGate>) -> GatePlan {
         windows: 10,
         confidence: 0.95,
         min_time_to_limit: None,
+        extend_if_inconclusive: None,
     }
 }
 

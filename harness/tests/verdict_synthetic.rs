@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use leakgate::record::ProbeSample;
 use leakgate::scenario::plan::{GatePlan, LatencyGate, SignalGate, SignalUnit};
-use leakgate::verdict::{Outcome, VerdictInput, judge};
+use leakgate::verdict::{Outcome, VerdictInput, decisive, judge};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
@@ -38,13 +38,33 @@ enum Shape {
     /// Informational: a 4× leak under a GC sawtooth (floors of short windows cut it only
     /// partly).
     SawtoothLeak,
+    /// A 2× leak that grows in steps (heap-goal or page steps), under a GC sawtooth with its
+    /// collection counter sampled.
+    Staircase,
+    /// A 2× leak with a level shift in the middle of the steady phase.
+    MidStepLeak,
+    /// A 2–3× leak under a large GC sawtooth, its collection counter sampled.
+    GcLeak,
+    /// A bounded cache in a Go-like heap: a staircase in the first half, then flat, under a GC
+    /// sawtooth.
+    StaircaseStops,
+    /// No leak: one step in the middle, flat on both sides (a one-time allocation).
+    LateFlatStep,
+    /// No leak: a large GC sawtooth with its counter.
+    GcSawtooth,
 }
 
 impl Shape {
     fn leaks(self) -> bool {
         matches!(
             self,
-            Shape::Linear | Shape::JustAbove | Shape::TwiceLimit | Shape::SawtoothLeak
+            Shape::Linear
+                | Shape::JustAbove
+                | Shape::TwiceLimit
+                | Shape::SawtoothLeak
+                | Shape::Staircase
+                | Shape::MidStepLeak
+                | Shape::GcLeak
         )
     }
 }
@@ -63,6 +83,7 @@ fn plan() -> GatePlan {
         windows: 10,
         confidence: 0.95,
         min_time_to_limit: None,
+        extend_if_inconclusive: None,
     }
 }
 
@@ -88,10 +109,25 @@ fn synth_noisy(
         Shape::Linear => rng.random_range(2.0..8.0) * LIMIT,
         Shape::JustBelow => rng.random_range(0.6..0.85) * LIMIT,
         Shape::JustAbove => rng.random_range(1.15..1.4) * LIMIT,
-        Shape::TwiceLimit => 2.0 * LIMIT,
+        Shape::TwiceLimit | Shape::Staircase | Shape::MidStepLeak => 2.0 * LIMIT,
+        Shape::GcLeak => rng.random_range(2.0..3.0) * LIMIT,
         Shape::SawtoothLeak => 4.0 * LIMIT,
         _ => 0.0,
     };
+    // Go-like heaps: steps of a few MiB, a GC every few seconds dropping a few to 20 MiB.
+    let stair = rng.random_range(3.0..8.0) * MIB;
+    let gc_amp = rng.random_range(2.0..8.0) * MIB;
+    // Under load a collection comes every fraction of a second to a few seconds.
+    let gc_period = rng.random_range(0.3..2.0);
+    let stops_at = rng.random_range(0.25..0.45) * dur;
+    let cache_steps = f64::from(rng.random_range(3..=5u32));
+    let mid_step = rng.random_range(5.0..15.0) * MIB;
+    let mid_at = rng.random_range(0.25..0.6) * dur;
+    let late_at = rng.random_range(0.3..0.7) * dur;
+    let gc_shape = matches!(
+        shape,
+        Shape::Staircase | Shape::GcLeak | Shape::StaircaseStops | Shape::GcSawtooth
+    );
     let amp = rng.random_range(20.0..60.0) * MIB;
     let mid = rng.random_range(0.1..0.35) * dur;
     let width = rng.random_range(0.03..0.1) * dur;
@@ -132,12 +168,37 @@ fn synth_noisy(
                     0.0
                 }
             }
+            Shape::Staircase => (slope * steady_cum / stair).floor() * stair,
+            Shape::MidStepLeak => slope * steady_cum + if s >= mid_at { mid_step } else { 0.0 },
+            Shape::GcLeak | Shape::GcSawtooth => slope * steady_cum,
+            Shape::StaircaseStops => {
+                let each = stops_at / cache_steps;
+                (s / each).floor().min(cache_steps) * stair
+            }
+            Shape::LateFlatStep => {
+                if s >= late_at {
+                    step
+                } else {
+                    0.0
+                }
+            }
         };
-        let v = 50.0 * MIB + warm + shape_v + noise.sample(&mut rng);
+        // Garbage piles up between collections and drops at each: a sawtooth on top.
+        let collections = (t / gc_period).floor();
+        let garbage = if gc_shape {
+            gc_amp * (t / gc_period).fract()
+        } else {
+            0.0
+        };
+        let v = 50.0 * MIB + warm + shape_v + garbage + noise.sample(&mut rng);
+        let mut signals = BTreeMap::from([("rss_bytes".to_string(), v)]);
+        if gc_shape {
+            signals.insert("go_num_gc".to_string(), collections);
+        }
         samples.push(ProbeSample {
             t,
             cumulative_completed: cum as u64,
-            signals: BTreeMap::from([("rss_bytes".to_string(), v)]),
+            signals,
             merged: None,
         });
     }
@@ -198,6 +259,12 @@ fn synthetic_shapes_have_no_false_positives_and_detect_leaks() {
         Shape::Linear,
         Shape::TwiceLimit,
         Shape::SawtoothLeak,
+        Shape::Staircase,
+        Shape::MidStepLeak,
+        Shape::GcLeak,
+        Shape::StaircaseStops,
+        Shape::LateFlatStep,
+        Shape::GcSawtooth,
     ];
     println!("limit {LIMIT} B/request at {RATE} req/s; {SEEDS} seeds per shape");
     println!(
@@ -221,7 +288,11 @@ fn synthetic_shapes_have_no_false_positives_and_detect_leaks() {
     }
     for (shape, t) in &results {
         match shape {
-            Shape::Linear | Shape::TwiceLimit => assert!(
+            Shape::Linear
+            | Shape::TwiceLimit
+            | Shape::Staircase
+            | Shape::MidStepLeak
+            | Shape::GcLeak => assert!(
                 t.fail as f64 >= 0.99 * SEEDS as f64,
                 "{shape:?}: detected {} of {SEEDS}",
                 t.fail
@@ -326,4 +397,82 @@ fn time_to_limit_fails_a_leak_close_to_its_memory_limit() {
         .find(|g| g.name.ends_with("time to limit"))
         .expect("ttl");
     assert_ne!(ttl.outcome, Outcome::Fail, "{}", ttl.explanation);
+}
+
+/// Seconds of steady load until the verdict is decided, as `--until-verdict` evaluates: every
+/// second on everything so far, decided when two evaluations in a row agree. None when it was
+/// not decided within the series.
+fn time_to_verdict(input: &VerdictInput, plan: &GatePlan) -> Option<(f64, Outcome)> {
+    let (start, end) = input.steady[0];
+    let mut last = None;
+    let mut t = start + 5.0;
+    while t <= end {
+        let prefix = VerdictInput {
+            samples: input.samples.iter().filter(|s| s.t <= t).cloned().collect(),
+            steady: vec![(start, t)],
+            ..Default::default()
+        };
+        let v = judge(&prefix, plan);
+        let firm = decisive(&v).then_some(v.outcome);
+        if firm.is_some() && last == firm {
+            return Some((t - start, v.outcome));
+        }
+        last = firm;
+        t += 1.0;
+    }
+    None
+}
+
+#[test]
+fn time_to_verdict_by_leak_size() {
+    // A Go-like heap (GC sawtooth with its counter) leaking 1×, 2× and 4× the limit at
+    // 2 000 req/s, 90 s of steady load, 40 seeds each.
+    println!("time to a decided verdict (s of steady load), GC sawtooth, 40 seeds");
+    println!(
+        "{:<6} {:>8} {:>8} {:>10} {:>12}",
+        "leak", "median", "p90", "undecided", "called clean"
+    );
+    for multiple in [1.0, 2.0, 4.0] {
+        let mut times = Vec::new();
+        let (mut undecided, mut wrong) = (0, 0);
+        for seed in 0..40 {
+            let mut input = synth(Shape::GcSawtooth, 5000 + seed, Some(90.0));
+            for s in &mut input.samples {
+                let steady_cum = (s.cumulative_completed as f64 - RATE / 2.0 * WARMUP).max(0.0);
+                if let Some(v) = s.signals.get_mut("rss_bytes") {
+                    *v += multiple * LIMIT * steady_cum;
+                }
+            }
+            match time_to_verdict(&input, &plan()) {
+                Some((t, Outcome::Fail)) => times.push(t),
+                Some(_) => wrong += 1,
+                None => undecided += 1,
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            times
+                .get(((times.len() as f64 - 1.0) * p).round() as usize)
+                .map_or("-".to_string(), |t| format!("{t:.0}"))
+        };
+        println!(
+            "{:<6} {:>8} {:>8} {:>10} {:>12}",
+            format!("{multiple}×"),
+            q(0.5),
+            q(0.9),
+            undecided,
+            wrong
+        );
+        if multiple >= 2.0 {
+            // Decided within a minute of steady load, and never called clean.
+            assert_eq!(wrong, 0, "{multiple}×: a leak was decided as a pass");
+            assert!(
+                times.len() >= 38,
+                "{multiple}×: decided {} of 40",
+                times.len()
+            );
+            let median = times[times.len() / 2];
+            assert!(median <= 60.0, "{multiple}×: median {median} s");
+        }
+    }
 }

@@ -170,6 +170,7 @@ pub fn plan(
             windows: 10,
             confidence: 0.95,
             min_time_to_limit: None,
+            extend_if_inconclusive: None,
         },
         output: OutputPlan {
             results_dir,

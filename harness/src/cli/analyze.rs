@@ -59,6 +59,7 @@ pub fn analyze(a: AnalyzeArgs) -> ExitCode {
         windows: a.windows.clamp(4, 1000),
         confidence: 0.95,
         min_time_to_limit: None,
+        extend_if_inconclusive: None,
     };
     let v = verdict::judge(&data, &gates);
     println!("{}", output::verdict(&v));

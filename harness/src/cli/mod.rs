@@ -65,6 +65,10 @@ pub struct RunArgs {
     /// evaluations in a row), and print the time to verdict.
     #[arg(long)]
     pub until_verdict: bool,
+    /// When the verdict is still inconclusive at the planned end, go on (the last steady
+    /// phase) for up to this long and stop as soon as it is decided.
+    #[arg(long, value_parser = parse_duration)]
+    pub extend_if_inconclusive: Option<std::time::Duration>,
     /// Judge the run so far this often (default with --until-verdict: a twentieth of the
     /// planned load, 1 s to 1 min).
     #[arg(long, value_parser = parse_duration)]

@@ -60,6 +60,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     let mut plan = plan;
+    if args.extend_if_inconclusive.is_some() {
+        plan.gates.extend_if_inconclusive = args.extend_if_inconclusive;
+    }
+    plan.apply_extension();
     plan.soak.until_verdict |= args.until_verdict;
     plan.soak.compact_after = args.compact_after.max(Duration::from_secs(60));
     plan.soak.segment = args.segment.map(|s| s.max(Duration::from_secs(1)));

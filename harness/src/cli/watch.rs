@@ -209,6 +209,7 @@ fn base_plan() -> Plan {
             windows: 10,
             confidence: 0.95,
             min_time_to_limit: None,
+            extend_if_inconclusive: None,
         },
         output: OutputPlan {
             results_dir: PathBuf::from("results"),
@@ -314,6 +315,7 @@ pub fn plan(a: &WatchArgs) -> Result<Plan, PlanError> {
         listen: a.listen.clone(),
         segment: a.segment.map(|s| s.max(Duration::from_secs(1))),
         compact_after: a.compact_after.max(Duration::from_secs(60)),
+        decide_after: None,
     };
     plan.watch = Some(WatchPlan {
         duration: a.duration,

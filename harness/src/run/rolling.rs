@@ -183,6 +183,7 @@ fn to_evaluation(
         requests,
         horizon_start,
         outcome,
+        decisive: verdict::decisive(v),
         signals,
         rate: period.rate,
         p95_ms: period.p95_ms,
@@ -212,6 +213,8 @@ pub struct Housekeeping {
     pub stop: Stop,
     /// End the run once the verdict is decided.
     pub until_verdict: bool,
+    /// Past this many seconds of load, end the run once the verdict is decided.
+    pub decide_after: Option<f64>,
     /// Called with each evaluation.
     pub on_eval: Vec<EvalHook>,
     /// Other chores and how often they run (heap profiles, compaction).
@@ -318,9 +321,11 @@ impl Housekeeping {
     /// With `until_verdict`, stops the run once the same decided outcome holds on two
     /// evaluations in a row (one look can be a fluke of a short horizon).
     fn decide(&self, e: &Evaluation, last: &mut Option<EvalOutcome>) -> Option<Decided> {
-        let decided = e.outcome != EvalOutcome::Inconclusive && *last == Some(e.outcome);
-        *last = Some(e.outcome);
-        if !(self.until_verdict && decided) {
+        let firm = e.decisive.then_some(e.outcome);
+        let decided = firm.is_some() && *last == firm;
+        *last = firm;
+        let may_stop = self.until_verdict || self.decide_after.is_some_and(|d| e.t >= d);
+        if !(may_stop && decided) {
             return None;
         }
         let word = match e.outcome {

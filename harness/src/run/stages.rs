@@ -232,10 +232,10 @@ pub fn drive(
     };
     let memory_limit = target.memory_limit().map(|(bytes, _)| bytes);
     let housekeeper = Housekeeper::start(Housekeeping {
-        every: plan
-            .soak
-            .evaluate_every
-            .or_else(|| plan.soak.until_verdict.then(|| default_every(plan))),
+        every: plan.soak.evaluate_every.or_else(|| {
+            (plan.soak.until_verdict || plan.soak.decide_after.is_some())
+                .then(|| default_every(plan))
+        }),
         judge: Judge::new(
             &plan.gates,
             steady_spans(&plan.load),
@@ -247,6 +247,7 @@ pub fn drive(
         t0,
         stop: opts.stop.clone(),
         until_verdict: plan.soak.until_verdict,
+        decide_after: plan.soak.decide_after.map(|d| d.as_secs_f64()),
         on_eval: std::mem::take(&mut opts.on_eval),
         chores: chores(plan, folder, t0),
     });
@@ -467,10 +468,15 @@ pub fn judge_and_write(
         Some(d) => Some(summary::Stopped {
             t: d.t,
             reason: format!(
-                "the verdict was decided ({}) with --until-verdict",
+                "the verdict was decided ({}){}",
                 match d.outcome {
                     crate::record::EvalOutcome::Leak => "leak",
                     _ => "pass",
+                },
+                if plan.soak.until_verdict {
+                    " with --until-verdict"
+                } else {
+                    " in the extension after the planned end"
                 }
             ),
             verdict_decided: true,

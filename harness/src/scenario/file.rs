@@ -307,6 +307,8 @@ pub struct GatesFile {
     pub confidence: Option<f64>,
     /// Fail when the projected time to the memory limit is shorter.
     pub min_time_to_limit: Option<HumanDuration>,
+    /// Go on for up to this long when inconclusive at the planned end.
+    pub extend_if_inconclusive: Option<HumanDuration>,
     /// Per-signal slope limits, keyed by signal name.
     #[serde(default)]
     pub signals: BTreeMap<String, Spanned<SignalGateFile>>,

@@ -310,6 +310,10 @@ pub struct GatePlan {
     pub confidence: f64,
     /// Fail when the projected time to the memory limit is shorter than this.
     pub min_time_to_limit: Option<Duration>,
+    /// A run still inconclusive at its planned end goes on (its last steady phase) for up to
+    /// this long, and stops as soon as the evidence decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extend_if_inconclusive: Option<Duration>,
 }
 
 /// A slope limit on one sampled signal.
@@ -380,6 +384,10 @@ pub struct SoakPlan {
     pub compact_after: Duration,
     /// Seal `samples.ndjson` into a numbered segment file this often (None: one file).
     pub segment: Option<Duration>,
+    /// Past this much load, stop as soon as the rolling verdict is decided (the planned end of
+    /// a run extended by `extend_if_inconclusive`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decide_after: Option<Duration>,
 }
 
 impl Default for SoakPlan {
@@ -391,6 +399,7 @@ impl Default for SoakPlan {
             listen: None,
             compact_after: Duration::from_secs(3600),
             segment: None,
+            decide_after: None,
         }
     }
 }
@@ -453,6 +462,25 @@ impl LoadPlan {
 }
 
 impl Plan {
+    /// Applies `extend_if_inconclusive`: the last steady phase is planned longer by it, and
+    /// past the original end the run stops as soon as the verdict is decided.
+    pub fn apply_extension(&mut self) {
+        let Some(extra) = self.gates.extend_if_inconclusive else {
+            return;
+        };
+        let planned = self.load_duration();
+        if let Some(p) = self
+            .load
+            .phases
+            .iter_mut()
+            .rev()
+            .find(|p| p.kind == PhaseKind::Steady)
+        {
+            p.duration += extra;
+            self.soak.decide_after = Some(planned);
+        }
+    }
+
     /// Total planned duration of the load phases.
     pub fn load_duration(&self) -> Duration {
         self.load.phases.iter().map(|p| p.duration).sum()

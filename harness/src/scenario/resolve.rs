@@ -540,6 +540,7 @@ impl<'a> Resolver<'a> {
             windows,
             confidence,
             min_time_to_limit: g.min_time_to_limit.map(|d| d.0),
+            extend_if_inconclusive: g.extend_if_inconclusive.map(|d| d.0),
         })
     }
 }

@@ -3,12 +3,24 @@
 //!
 //! Model A is a line y = a + b·x; model B adds a step at sample c: y = a + b·x + d·[i ≥ c].
 //! A leak (a line) gains nothing from the step; a warm-up jump or a cache that filled early
-//! does. We search c over the first half only (never drop more than half the steady phase) and
+//! does. We search c over the first half (never drop more than half the steady phase) and
 //! accept the shift when the F statistic of B over A exceeds [`F_CRITICAL`], a deliberately high
 //! bar because residuals of memory series are autocorrelated (GC cycles) and inflate F.
+//!
+//! Warm-up is at the start: a shift counts as warm-up only within the first
+//! [`WARMUP_SHARE`] of the work, or when the signal is flat on both sides of it (one step, then
+//! nothing). A later step in a growing signal is how a Go heap or a JVM's committed heap grows:
+//! it is evidence, and stays in the series.
 
 /// F statistic a step must exceed to count as a warm-up level shift.
 pub const F_CRITICAL: f64 = 25.0;
+
+/// Share of the work (from the start of the judged series) in which a level shift counts as
+/// warm-up whatever surrounds it.
+pub const WARMUP_SHARE: f64 = 0.2;
+
+/// Each side of a later shift may rise by at most this share of the step to count as flat.
+const FLAT_SHARE: f64 = 0.25;
 
 /// Minimum number of points for the search to run.
 const MIN_POINTS: usize = 10;
@@ -58,11 +70,30 @@ pub fn early_level_shift(x: &[f64], y: &[f64]) -> Option<LevelShift> {
     } else {
         (rss_line - rss_step) / (rss_step / dof)
     };
-    (f > F_CRITICAL).then_some(LevelShift {
+    if f <= F_CRITICAL {
+        return None;
+    }
+    let early = x[index] - x[0] <= WARMUP_SHARE * (x[n - 1] - x[0]);
+    let shift = LevelShift {
         index,
         step: step * sy,
         f,
-    })
+    };
+    (early || flat_both_sides(&x[..n], &y[..n], shift)).then_some(shift)
+}
+
+/// One step and nothing else: each side rises by less than [`FLAT_SHARE`] of the step.
+fn flat_both_sides(x: &[f64], y: &[f64], shift: LevelShift) -> bool {
+    let flat = |xs: &[f64], ys: &[f64]| {
+        if xs.len() < 3 {
+            return false;
+        }
+        let slope = super::theil_sen::slope(xs, ys);
+        let span = xs[xs.len() - 1] - xs[0];
+        slope.is_finite() && (slope * span).abs() < FLAT_SHARE * shift.step.abs()
+    };
+    let c = shift.index;
+    flat(&x[..c], &y[..c]) && flat(&x[c..], &y[c..])
 }
 
 fn centre_scale(v: &[f64]) -> (f64, f64) {
@@ -169,6 +200,26 @@ mod tests {
             .map(|i| 50e6 + 1024.0 * x[i] + 3e5 * noise(i))
             .collect();
         assert!(early_level_shift(&x, &y).is_none());
+    }
+
+    #[test]
+    fn a_late_step_is_warm_up_only_when_flat_on_both_sides() {
+        let x: Vec<f64> = (0..40).map(|i| i as f64 * 2000.0).collect();
+        // A step at 40 % of the work, flat before and after: one-time growth, warm-up.
+        let flat_step: Vec<f64> = (0..40)
+            .map(|i| 50e6 + if i >= 16 { 20e6 } else { 0.0 } + 3e5 * noise(i))
+            .collect();
+        assert_eq!(early_level_shift(&x, &flat_step).map(|s| s.index), Some(16));
+        // The same step inside a leak (a Go heap-goal step): evidence, not warm-up.
+        let leak_step: Vec<f64> = (0..40)
+            .map(|i| 50e6 + 400.0 * x[i] + if i >= 16 { 20e6 } else { 0.0 } + 3e5 * noise(i))
+            .collect();
+        assert!(early_level_shift(&x, &leak_step).is_none());
+        // Within the first fifth of the work, a step in a leak is still warm-up.
+        let early_step: Vec<f64> = (0..40)
+            .map(|i| 50e6 + 400.0 * x[i] + if i >= 5 { 20e6 } else { 0.0 } + 3e5 * noise(i))
+            .collect();
+        assert_eq!(early_level_shift(&x, &early_step).map(|s| s.index), Some(5));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The verdict: per-signal slope with confidence, plateau test, drain check, time to the memory
 //! limit and latency limits, each as a [`GateResult`] that explains itself.
 //!
-//! Method (DESIGN.md, "Verdict: a leak, not a cache"): work done on the x-axis; warm-up dropped
+//! Method (README, "How the verdict tells a leak from a cache"): work done on the x-axis; warm-up dropped
 //! (steady-phase spans, a share of the work, an early level shift); the rest cut into equal-work
 //! windows whose floors remove the GC sawtooth; Mann–Kendall (Hamed–Rao corrected) and
 //! Theil–Sen with Sen's interval on the floors; fail only when trend, slope bound, rising floors
@@ -159,6 +159,28 @@ pub fn judge(input: &VerdictInput, gates: &GatePlan) -> Verdict {
         outcome,
         gates: results,
         summary,
+    }
+}
+
+/// Whether a verdict may end a run early (`--until-verdict`): a fail always; a pass only when
+/// every slope's interval also rules out the limit itself (the final verdict's pass asks
+/// twice the limit). An early look at a short series must not call a leak clean.
+pub fn decisive(v: &Verdict) -> bool {
+    match v.outcome {
+        Outcome::Fail => true,
+        Outcome::Inconclusive => false,
+        Outcome::Pass => v.gates.iter().all(|g| {
+            g.kind != GateKind::Slope
+                || g.slope.is_some_and(|s| {
+                    let high = if g.unit.ends_with("/request") {
+                        s.ci_high_per_request.unwrap_or(f64::INFINITY)
+                    } else {
+                        s.ci_high_per_second
+                    };
+                    // A plateau is no early pass: the next look may show it climbing again.
+                    high <= g.limit && !s.plateau
+                })
+        }),
     }
 }
 

@@ -9,6 +9,17 @@ use super::changepoint::{self, LevelShift};
 /// Fewest windows a trend is judged on; below this the gate is inconclusive.
 pub const MIN_WINDOWS: usize = 5;
 
+/// Garbage-collection counters the probes read (Go expvar and Prometheus, JVM, Python): where
+/// one is sampled, a memory signal's window floor is taken only over windows that hold a
+/// collection, so the floor is a post-GC value and not the top of a sawtooth.
+pub const GC_COUNTERS: [&str; 5] = [
+    "go_num_gc",
+    "go_gc_cycles_total",
+    "go_gc_duration_seconds_count",
+    "jvm_gc_count",
+    "python_gc_collections_total",
+];
+
 /// One signal's steady-phase series, warm-up removed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Steady {
@@ -28,6 +39,8 @@ pub struct Steady {
     pub dropped_share: usize,
     /// Early level shift dropped as warm-up, with its time.
     pub shift: Option<(LevelShift, f64)>,
+    /// A garbage-collection counter sampled with every point, and its name.
+    pub gc: Option<(String, Vec<f64>)>,
 }
 
 /// Why a series could not be prepared.
@@ -65,6 +78,10 @@ pub fn prepare(
 ) -> Result<Steady, SeriesError> {
     let mut seen = 0;
     let mut pts: Vec<(f64, u64, f64)> = Vec::new();
+    let counter = GC_COUNTERS
+        .iter()
+        .find(|c| samples.iter().any(|s| s.signals.contains_key(**c)));
+    let mut gcs: Vec<Option<f64>> = Vec::new();
     for s in samples
         .iter()
         .filter(|s| s.t.is_finite() && in_steady(steady, s.t))
@@ -74,12 +91,17 @@ pub fn prepare(
             && v.is_finite()
         {
             pts.push((s.t, s.cumulative_completed, v));
+            gcs.push(counter.and_then(|c| s.signals.get(*c).copied()));
         }
     }
     if pts.is_empty() {
         return Err(SeriesError::Absent { samples: seen });
     }
-    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut order: Vec<usize> = (0..pts.len()).collect();
+    order.sort_by(|&a, &b| pts[a].0.total_cmp(&pts[b].0));
+    let pts: Vec<(f64, u64, f64)> = order.iter().map(|&i| pts[i]).collect();
+    let gcs: Vec<Option<f64>> = order.iter().map(|&i| gcs[i]).collect();
+    let mut pts = pts;
     let steady_samples = pts.len();
     let per_request = pts.last().map(|p| p.1) > pts.first().map(|p| p.1);
     let axis = |p: &(f64, u64, f64)| if per_request { p.1 as f64 } else { p.0 };
@@ -89,6 +111,12 @@ pub fn prepare(
     let x1 = axis(&pts[pts.len() - 1]);
     let cutoff = x0 + warmup_share.clamp(0.0, 0.9) * (x1 - x0);
     let before = pts.len();
+    let keep: Vec<bool> = pts.iter().map(|p| axis(p) >= cutoff).collect();
+    let mut gcs: Vec<Option<f64>> = gcs
+        .into_iter()
+        .zip(&keep)
+        .filter_map(|(g, k)| k.then_some(g))
+        .collect();
     pts.retain(|p| axis(p) >= cutoff);
     let dropped_share = before - pts.len();
 
@@ -101,7 +129,11 @@ pub fn prepare(
         x.drain(..s.index);
         t.drain(..s.index);
         y.drain(..s.index);
+        gcs.drain(..s.index);
     }
+    let gc = counter
+        .zip(gcs.iter().copied().collect::<Option<Vec<f64>>>())
+        .map(|(c, v)| (c.to_string(), v));
     if x.len() < 2 * MIN_WINDOWS {
         return Err(SeriesError::TooFew { points: x.len() });
     }
@@ -120,7 +152,61 @@ pub fn prepare(
         steady_samples,
         dropped_share,
         shift,
+        gc,
     })
+}
+
+/// Window floors of a memory signal in a garbage-collected process: windows are widened
+/// until each holds a collection (the counter rose within it), so each floor is a post-GC
+/// value. Plain [`floors`] when no counter was sampled or collections are too rare to give
+/// [`MIN_WINDOWS`] windows.
+pub fn gc_floors(x: &[f64], y: &[f64], gc: &[f64], k: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = x.len().min(y.len()).min(gc.len());
+    let plain = || floors(x, y, k);
+    if n < 2 {
+        return plain();
+    }
+    let k = k.min(n / 2).max(1);
+    let x0 = x[0];
+    let width = (x[n - 1] - x0) / k as f64;
+    let window = |i: usize| {
+        if width > 0.0 {
+            (((x[i] - x0) / width) as usize).min(k - 1)
+        } else {
+            0
+        }
+    };
+    // Groups of whole windows, each closed once it holds a collection.
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    let mut start = 0;
+    let mut collected = false;
+    for i in 1..n {
+        collected |= gc[i] > gc[i - 1];
+        let ends_window = i + 1 == n || window(i + 1) != window(i);
+        if ends_window && collected {
+            groups.push((start, i + 1));
+            start = i + 1;
+            collected = false;
+        }
+    }
+    // A tail without a collection joins the group before it.
+    if start < n {
+        match groups.last_mut() {
+            Some(last) => last.1 = n,
+            None => return plain(),
+        }
+    }
+    if groups.len() < MIN_WINDOWS {
+        return plain();
+    }
+    groups
+        .into_iter()
+        .filter_map(|(a, b)| {
+            (a..b)
+                .min_by(|&i, &j| y[i].total_cmp(&y[j]))
+                .map(|i| (x[i], y[i]))
+        })
+        .unzip()
 }
 
 /// Window floors: the minimum of each of up to `k` equal-work windows, at the x where it
@@ -172,6 +258,26 @@ mod tests {
         let (fx, fy) = floors(&x, &y, 5);
         assert_eq!(fy, vec![3.0, 4.0, 8.0, 7.0, 1.0]);
         assert_eq!(fx, vec![1.0, 3.0, 5.0, 6.0, 8.0]);
+    }
+
+    #[test]
+    fn gc_floors_are_post_collection_values() {
+        // A sawtooth of period 7 sampled every step: each collection drops to the live level,
+        // which grows by 1 a step. Windows of 4 samples often miss the drop.
+        let x: Vec<f64> = (0..70).map(f64::from).collect();
+        let gc: Vec<f64> = (0..70).map(|i| f64::from(i / 7)).collect();
+        let y: Vec<f64> = (0..70)
+            .map(|i| f64::from(i) + 20.0 * f64::from(i % 7))
+            .collect();
+        let (fx, fy) = gc_floors(&x, &y, &gc, 17);
+        assert!(fx.len() >= MIN_WINDOWS);
+        // Every floor is a post-GC point (i % 7 == 0): on the live line y = x.
+        for (a, b) in fx.iter().zip(&fy) {
+            assert_eq!(a, b, "floor {b} at {a} is not post-GC");
+        }
+        // Without a collection anywhere: the plain floors.
+        let none = vec![0.0; 70];
+        assert_eq!(gc_floors(&x, &y, &none, 10), floors(&x, &y, 10));
     }
 
     #[test]

@@ -8,8 +8,14 @@ use super::series::{self, MIN_WINDOWS, SeriesError, Steady};
 use super::theil_sen::{self, TheilSen};
 use super::{GateKind, GateResult, Outcome, SlopeEstimate, VerdictInput, format};
 
-/// Share of window-to-window steps whose floor must rise for a leak ("nearly every window").
+/// Share of window-to-window steps whose floor must not fall for a leak ("nearly every
+/// window"). A floor that stays level counts: a staircase (allocator or heap-goal steps, JVM
+/// heap commits) climbs in steps with flat floors between them.
 pub const RISING_SHARE: f64 = 0.7;
+/// A floor lower than the previous one by at most this share of the total rise has not fallen.
+const FALL_TOLERANCE: f64 = 0.02;
+/// A rise between windows stands out of the noise above this many noise deviations.
+const STEP_SIGMAS: f64 = 4.0;
 /// A second half growing at less than this share of the first half's rate is a plateau.
 pub const PLATEAU_RATIO: f64 = 0.5;
 /// Clamp of the half-rate ratio (keeps it finite in JSON).
@@ -24,6 +30,12 @@ pub struct FloorStats {
     pub ts: TheilSen,
     /// Steps whose floor rose.
     pub rising: usize,
+    /// Steps whose floor did not fall (level or higher).
+    pub non_falling: usize,
+    /// The growth has stopped: no significant rise in the last third of the windows (a cache
+    /// that filled; a staircase that keeps climbing has not stopped, however its steps fall
+    /// between the halves).
+    pub stopped: bool,
     /// Window-to-window steps.
     pub steps: usize,
     /// Theil–Sen slope of the first half of the floors.
@@ -51,6 +63,12 @@ pub fn analyze(fx: &[f64], fy: &[f64], confidence: f64) -> Option<FloorStats> {
     let mk = mann_kendall::test_hamed_rao(fx, fy, point);
     let ts = theil_sen::estimate(fx, fy, mk.corrected_var(), confidence)?;
     let rising = fy.windows(2).filter(|w| w[1] > w[0]).count();
+    let total_rise = (fy[n - 1] - fy[0]).max(0.0);
+    // A fall within one noise deviation is no fall: the floors of a staircase's level wander.
+    let tolerance =
+        (FALL_TOLERANCE * total_rise).max(noise_sigma(&fy[..n]) * std::f64::consts::SQRT_2);
+    let non_falling = fy.windows(2).filter(|w| w[1] >= w[0] - tolerance).count();
+    let stopped = growth_stopped(&fy[..n]);
     // Halves share the middle floor so each has at least three points from five windows.
     let mid = n / 2;
     let first_half = theil_sen::slope(&fx[..=mid], &fy[..=mid]);
@@ -69,6 +87,8 @@ pub fn analyze(fx: &[f64], fy: &[f64], confidence: f64) -> Option<FloorStats> {
         mk,
         ts,
         rising,
+        non_falling,
+        stopped,
         steps: n - 1,
         first_half,
         second_half,
@@ -76,6 +96,48 @@ pub fn analyze(fx: &[f64], fy: &[f64], confidence: f64) -> Option<FloorStats> {
         ratio,
         first_rise: fy[mid] - fy[0],
     })
+}
+
+/// Whether the floors stopped growing: no rise in the last third of the windows stands out
+/// of the noise (more than a twentieth of the total rise, and [`STEP_SIGMAS`] noise deviations,
+/// the noise measured on second differences so that trends and steps do not inflate it).
+/// A staircase that keeps climbing rises late; a cache that filled does not.
+fn growth_stopped(fy: &[f64]) -> bool {
+    let d: Vec<f64> = fy.windows(2).map(|w| w[1] - w[0]).collect();
+    if d.len() < 3 {
+        return false;
+    }
+    let total = (fy[fy.len() - 1] - fy[0]).max(0.0);
+    let sigma = noise_sigma(fy);
+    let threshold = (0.05 * total).max(STEP_SIGMAS * sigma * std::f64::consts::SQRT_2);
+    let late = d.len() - (d.len() / 3).max(2);
+    !d[late..].iter().any(|&x| x > threshold && x > 0.0)
+}
+
+/// The noise of the floors around their trend, from the median absolute deviation of second
+/// differences (a second difference of independent floors has six times a floor's variance;
+/// trends and steps hardly move the median).
+fn noise_sigma(fy: &[f64]) -> f64 {
+    let d2: Vec<f64> = fy.windows(3).map(|w| w[2] - 2.0 * w[1] + w[0]).collect();
+    if d2.is_empty() {
+        return 0.0;
+    }
+    let med = median(&d2);
+    let mad = median(&d2.iter().map(|x| (x - med).abs()).collect::<Vec<_>>());
+    1.4826 * mad / 6f64.sqrt()
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
 }
 
 /// What the evidence says against a limit `tau` (y per x unit).
@@ -94,7 +156,10 @@ pub struct Decision {
 /// the limit (noise in a short half can fake a slowdown), or when the slope is within the
 /// limit and the interval excludes twice the limit; otherwise inconclusive.
 pub fn decide(st: &FloorStats, tau: f64, alpha: f64) -> Decision {
-    let plateau = st.first_half > tau && st.ratio < PLATEAU_RATIO;
+    // A slower second half is a plateau only when the growth really stopped: steps that
+    // happen to fall in the first half are no slowdown.
+    let slowed = st.ratio < PLATEAU_RATIO && st.stopped;
+    let plateau = st.first_half > tau && slowed;
     let mut against = Vec::new();
     if st.mk.p_up >= alpha {
         against.push(format!(
@@ -105,13 +170,14 @@ pub fn decide(st: &FloorStats, tau: f64, alpha: f64) -> Decision {
     if st.ts.ci_low <= tau {
         against.push("the interval's lower bound is not above the limit".to_string());
     }
-    if (st.rising as f64) < RISING_SHARE * st.steps as f64 {
+    if (st.non_falling as f64) < RISING_SHARE * st.steps as f64 {
         against.push(format!(
-            "floors rose in only {} of {} steps",
-            st.rising, st.steps
+            "floors fell in {} of {} steps",
+            st.steps - st.non_falling,
+            st.steps
         ));
     }
-    if st.ratio < PLATEAU_RATIO {
+    if slowed {
         against.push(format!(
             "the second half grew at {:.0} % of the first half's rate",
             st.ratio * 100.0
@@ -168,7 +234,13 @@ pub fn judge_signal(input: &VerdictInput, gate: &SignalGate, plan: &GatePlan) ->
             return inconclusive_all(gate, &limits, wants_ttl, &why);
         }
     };
-    let (fx, fy) = series::floors(&steady.x, &steady.y, plan.windows.max(1));
+    let (fx, fy) = match &steady.gc {
+        // Memory in a garbage-collected process: floors from windows that hold a collection.
+        Some((_, gc)) if gate.unit == SignalUnit::Bytes => {
+            series::gc_floors(&steady.x, &steady.y, gc, plan.windows.max(1))
+        }
+        _ => series::floors(&steady.x, &steady.y, plan.windows.max(1)),
+    };
     let confidence = plan.confidence.clamp(0.5, 0.9999);
     let alpha = 1.0 - confidence;
     let stats = if fx.len() < MIN_WINDOWS {
@@ -459,7 +531,7 @@ impl Ctx<'_> {
         let u = self.gate.unit;
         let f = self.per_second_factor();
         let st = self.stats;
-        let plateau = st.first_half > 0.0 && st.ratio < PLATEAU_RATIO;
+        let plateau = st.first_half > 0.0 && st.ratio < PLATEAU_RATIO && st.stopped;
         // After a plateau only the recent growth matters.
         let slope_ps = if plateau { st.second_half } else { st.ts.slope } * f;
         let current = self.steady.y.last().copied().unwrap_or(0.0);
@@ -527,80 +599,5 @@ impl Ctx<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stats(slope: f64, lo: f64, hi: f64, p: f64, rising: usize, h1: f64, h2: f64) -> FloorStats {
-        FloorStats {
-            mk: MannKendall {
-                n: 10,
-                s: 0.0,
-                var_s: 125.0,
-                correction: 1.0,
-                z: 0.0,
-                p_up: p,
-            },
-            ts: TheilSen {
-                slope,
-                ci_low: lo,
-                ci_high: hi,
-                pairs: 45,
-            },
-            rising,
-            steps: 9,
-            first_half: h1,
-            second_half: h2,
-            second_half_ci_high: h2 * 1.5,
-            ratio: if h1 > 0.0 { h2 / h1 } else { 1.0 },
-            first_rise: h1 * 5.0,
-        }
-    }
-
-    #[test]
-    fn fail_needs_every_piece_of_evidence() {
-        let leak = stats(500.0, 450.0, 550.0, 1e-4, 9, 500.0, 500.0);
-        assert_eq!(decide(&leak, 256.0, 0.05).outcome, Outcome::Fail);
-        // Not significant.
-        let d = decide(
-            &stats(500.0, 450.0, 550.0, 0.2, 9, 500.0, 500.0),
-            256.0,
-            0.05,
-        );
-        assert_eq!(d.outcome, Outcome::Inconclusive);
-        assert!(d.against[0].contains("Mann–Kendall"));
-        // Lower bound under the limit.
-        let d = decide(
-            &stats(500.0, 200.0, 800.0, 1e-4, 9, 500.0, 500.0),
-            256.0,
-            0.05,
-        );
-        assert_eq!(d.outcome, Outcome::Inconclusive);
-        // Floors rose in too few windows.
-        let d = decide(
-            &stats(500.0, 450.0, 550.0, 1e-4, 5, 500.0, 500.0),
-            256.0,
-            0.05,
-        );
-        assert_eq!(d.outcome, Outcome::Inconclusive);
-    }
-
-    #[test]
-    fn plateau_passes_only_when_the_second_half_is_flat() {
-        let cache = stats(400.0, 300.0, 600.0, 1e-3, 7, 2000.0, 10.0);
-        let d = decide(&cache, 256.0, 0.05);
-        assert!(d.plateau);
-        assert_eq!(d.outcome, Outcome::Pass);
-        let still_growing = stats(900.0, 800.0, 1000.0, 1e-4, 9, 2000.0, 600.0);
-        let d = decide(&still_growing, 256.0, 0.05);
-        assert!(d.plateau);
-        assert_eq!(d.outcome, Outcome::Inconclusive);
-    }
-
-    #[test]
-    fn pass_needs_the_interval_to_rule_out_twice_the_limit() {
-        let flat = stats(5.0, -20.0, 30.0, 0.4, 4, 5.0, 5.0);
-        assert_eq!(decide(&flat, 256.0, 0.05).outcome, Outcome::Pass);
-        let noisy = stats(100.0, -400.0, 900.0, 0.3, 5, 100.0, 100.0);
-        assert_eq!(decide(&noisy, 256.0, 0.05).outcome, Outcome::Inconclusive);
-    }
-}
+#[path = "slope_tests.rs"]
+mod tests;
