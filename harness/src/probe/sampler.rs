@@ -143,7 +143,8 @@ mod tests {
                 .all(|x| x.signals["rss_bytes"] > 0.0 && x.cumulative_completed == 5)
         );
 
-        // Stops promptly: a sampler whose next tick is 30 s away stops at once, without one.
+        // Stops promptly: a sampler whose next tick is 30 s away stops at once, without one
+        // (the bound, half of that, is generous for a busy machine).
         let slow = probe_plan(Duration::from_secs(30));
         let set = ProbeSet::new(&slow, Some(std::process::id()), None);
         let ticks = Arc::new(AtomicU64::new(0));
@@ -160,7 +161,7 @@ mod tests {
         let stopping = Instant::now();
         s.stop().unwrap();
         assert!(
-            stopping.elapsed() < Duration::from_secs(5),
+            stopping.elapsed() < Duration::from_secs(15),
             "stop took {:?}",
             stopping.elapsed()
         );
