@@ -3,7 +3,8 @@
 # some tests drive when they are missing and this user may install them, then runs every test.
 #   chromium       renders the HTML report headless (harness/tests/html_chromium.rs)
 #   libxml2-utils  xmllint, checks junit.xml against harness/schema/junit.xsd
-# Where they cannot be installed those tests print SKIPPED and pass; nothing else is fetched.
+# Where they cannot be installed those tests fail when CI is set (to any value), naming the
+# missing program; without CI they print SKIPPED and pass. Nothing else is fetched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,9 +18,9 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "ci/test.sh: installing ${need[*]} from Debian" >&2
     { "${sudo[@]}" apt-get update -qq &&
       DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; } ||
-      echo "ci/test.sh: could not install ${need[*]}; the tests that need them will print SKIPPED" >&2
+      echo "ci/test.sh: could not install ${need[*]}; the tests that need them will fail under CI, print SKIPPED otherwise" >&2
   else
-    echo "ci/test.sh: ${need[*]} missing and not installable here; the tests that need them will print SKIPPED" >&2
+    echo "ci/test.sh: ${need[*]} missing and not installable here; the tests that need them will fail under CI, print SKIPPED otherwise" >&2
   fi
 fi
 

@@ -1,15 +1,23 @@
 //! gRPC through the engine against the real grpc-target: methods from .proto, protoset and
 //! reflection; unary and server-streaming calls; abandoned streams seen server-side. Each test
 //! runs on multiplexed connections (the `h2` crate) and on single-call connections (the lean
-//! h2c client), since both carry real runs.
+//! h2c client), since both carry real runs. The metadata a plan sets is checked where it lands:
+//! a test-local gRPC server keeps every call it receives.
 
 mod common;
 
+use std::convert::Infallible;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody, combinators::BoxBody};
+use hyper::body::Frame;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use leakgate::scenario::placeholders::default_bin_dir;
 use leakgate::scenario::plan::{GrpcPlan, Protocol, Rate};
@@ -66,6 +74,95 @@ fn metric(t: &Target, name: &str) -> f64 {
         .trim()
         .parse()
         .unwrap()
+}
+
+/// Reads `name` until it equals `want` (the server's gauges move after the client is done),
+/// for at most 10 s; returns the last value read.
+fn metric_settles(t: &Target, name: &str, want: f64) -> f64 {
+    let start = Instant::now();
+    loop {
+        let v = metric(t, name);
+        if v == want || start.elapsed() > Duration::from_secs(10) {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One call as the recording server received it.
+struct Call {
+    path: String,
+    metadata: http::HeaderMap,
+    /// The request's length-prefixed message.
+    message: Bytes,
+}
+
+/// A gRPC server (HTTP/2 without TLS) that keeps every call it receives and answers each with
+/// one empty message and status OK, so a test can check what the client sent.
+fn recording_server() -> (String, Arc<Mutex<Vec<Call>>>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let kept = calls.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::from_std(l).unwrap();
+            loop {
+                let Ok((s, _)) = l.accept().await else {
+                    continue;
+                };
+                let kept = kept.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| record(req, kept.clone()));
+                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+    });
+    (addr, calls)
+}
+
+async fn record(
+    req: hyper::Request<hyper::body::Incoming>,
+    calls: Arc<Mutex<Vec<Call>>>,
+) -> Result<hyper::Response<BoxBody<Bytes, Infallible>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let message = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    calls.lock().unwrap().push(Call {
+        path: parts.uri.path().to_string(),
+        metadata: parts.headers,
+        message,
+    });
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    let frames = futures_util::stream::iter([
+        Ok::<_, Infallible>(Frame::data(Bytes::from_static(&[0, 0, 0, 0, 0]))),
+        Ok(Frame::trailers(trailers)),
+    ]);
+    Ok(hyper::Response::builder()
+        .header("content-type", "application/grpc")
+        .body(BodyExt::boxed(StreamBody::new(frames)))
+        .unwrap())
+}
+
+/// The `key` (field 1) of a length-prefixed WatchRequest/GetRequest message.
+fn key_of(message: &[u8]) -> String {
+    assert!(message.len() >= 7 && message[0] == 0, "{message:?}");
+    let body = &message[5..];
+    assert_eq!(body[0], 0x0a, "{message:?}");
+    let len = usize::from(body[1]);
+    String::from_utf8(body[2..2 + len].to_vec()).unwrap()
 }
 
 fn proto_dir() -> PathBuf {
@@ -186,8 +283,8 @@ fn abandoned_seen(streams: usize) {
         Some(1.0),
         "abandoned after the first message"
     );
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(metric(&t, "open_streams"), 200.0);
+    // The leaky producers never end: every abandoned stream stays open.
+    assert_eq!(metric_settles(&t, "open_streams", 200.0), 200.0);
     let fixed = start(&["--task-timeout", "60s"]);
     let mut p = grpc_plan(
         &fixed,
@@ -199,9 +296,9 @@ fn abandoned_seen(streams: usize) {
     p.requests[0].behaviour.abandon_after = Some(1);
     let (r, _) = common::run(&p);
     assert_eq!(r.status.get("OK"), Some(&200), "{r:?}");
-    std::thread::sleep(Duration::from_millis(300));
-    // The fixed producer noticed every reset stream long before its timeout.
-    assert_eq!(metric(&fixed, "open_streams"), 0.0);
+    // The fixed producer noticed every reset stream long before its timeout (60 s; the wait
+    // is at most 10 s).
+    assert_eq!(metric_settles(&fixed, "open_streams", 0.0), 0.0);
 }
 
 #[test]
@@ -270,7 +367,7 @@ fn whole_streams_are_read_to_their_end() {
 
 fn whole_streams(streams: usize) {
     // Fixed Watch: one event at once, then the stream ends after --task-timeout.
-    let t = start(&["--task-timeout", "150ms"]);
+    let t = start(&["--task-timeout", "2s"]);
     let mut p = grpc_plan(
         &t,
         "leakgate.target.v1.Target/Watch",
@@ -278,13 +375,15 @@ fn whole_streams(streams: usize) {
         protos(),
         streams,
     );
-    p.phases[0].rate = Rate::Constant { rps: 50.0 };
+    // Eight calls in the first second, one per call slot: all open at once, none queued.
+    p.phases[0].rate = Rate::Constant { rps: 8.0 };
     let (r, _) = common::run(&p);
-    assert_eq!(r.status.get("OK"), Some(&50), "{r:?}");
+    assert_eq!(r.status.get("OK"), Some(&8), "{r:?}");
     assert_eq!(r.messages_per_stream, Some(1.0));
-    // End of stream waits for the timeout; the first message does not.
-    assert!(r.corrected.p50 >= 150.0, "{r:?}");
-    assert!(r.first_message.p50 < 100.0, "{r:?}");
+    // End of stream waits for the 2 s timeout; the first message does not (half of it is a
+    // margin no loaded machine uses up).
+    assert!(r.corrected.p50 >= 2000.0, "{r:?}");
+    assert!(r.first_message.p50 < 1000.0, "{r:?}");
 }
 
 #[test]
@@ -295,8 +394,9 @@ fn cancels_and_deadlines_cut_streams_and_metadata_templates_are_sent() {
 }
 
 fn cancels_and_deadlines(streams: usize) {
-    // Fixed Watch: one event at once, then the stream stays open for --task-timeout.
-    let t = start(&["--task-timeout", "400ms"]);
+    // Fixed Watch: one event at once, then the stream stays open for --task-timeout, far
+    // longer than the test waits for the server to see the cancels.
+    let t = start(&["--task-timeout", "60s"]);
     let mut p = grpc_plan(
         &t,
         "leakgate.target.v1.Target/Watch",
@@ -305,16 +405,53 @@ fn cancels_and_deadlines(streams: usize) {
         streams,
     );
     p.phases[0].rate = Rate::Constant { rps: 50.0 };
+    // Metadata: a fixed value and a template filled per call.
+    p.requests[0]
+        .headers
+        .push(("x-tenant".into(), "acme".into()));
     p.requests[0]
         .headers
         .push(("x-request-id".into(), "r-{{seq}}".into()));
+
+    // Every call carries both, the template filled with the call's own `seq` (the same one
+    // its message's key holds).
+    let (addr, calls) = recording_server();
+    let mut to_recorder = p.clone();
+    to_recorder.base_url = format!("http://{addr}");
+    let (r, _) = common::run(&to_recorder);
+    assert_eq!(r.status.get("OK"), Some(&50), "{r:?}");
+    let calls = calls.lock().unwrap();
+    assert_eq!(calls.len(), 50, "calls the server received");
+    let mut ids = std::collections::BTreeSet::new();
+    for c in calls.iter() {
+        assert_eq!(c.path, "/leakgate.target.v1.Target/Watch");
+        let seq = key_of(&c.message)
+            .strip_prefix('c')
+            .expect("key c{{seq}}")
+            .to_string();
+        assert_eq!(
+            c.metadata.get("x-tenant").map(|v| v.to_str().unwrap()),
+            Some("acme"),
+            "{:?}",
+            c.metadata
+        );
+        let id = c
+            .metadata
+            .get_all("x-request-id")
+            .iter()
+            .collect::<Vec<_>>();
+        assert_eq!(id, [&format!("r-{seq}")], "{:?}", c.metadata);
+        ids.insert(seq);
+    }
+    assert_eq!(ids.len(), 50, "one seq per call: {ids:?}");
+    drop(calls);
+
     p.requests[0].behaviour.cancel_after = Some(Duration::from_millis(50));
     let (r, _) = common::run(&p);
     assert_eq!(r.errors.get("cancelled"), Some(&50), "{r:?}");
     assert_eq!(r.messages_per_stream, Some(1.0), "{r:?}");
-    std::thread::sleep(Duration::from_millis(300));
-    // The server saw every cancelled stream go away before its own timeout.
-    assert_eq!(metric(&t, "open_streams"), 0.0);
+    // The server saw every cancelled stream go away, long before its own timeout.
+    assert_eq!(metric_settles(&t, "open_streams", 0.0), 0.0);
 
     // Without a cancel, the deadline ends each call: the client cuts it at the request
     // timeout, or the server (told by grpc-timeout) answers DEADLINE_EXCEEDED just before.

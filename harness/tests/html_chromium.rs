@@ -2,13 +2,14 @@
 //! by ./ci/test.sh) opens a leaky and a clean stored run's report.html from disk, with the
 //! network off. The DOM it built must hold every chart, and the screenshot must show the signal
 //! lines and the verdict badge in their colours. Screenshots stay in the target folder for people.
+//! Without Chromium the tests print SKIPPED, except under CI (`CI` set), where they fail.
 
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 mod runs;
-use runs::stored;
+use runs::{stored, tool_missing};
 
 /// Runs headless Chromium with `args` on `page`; `None` when Chromium is not installed.
 fn chromium(page: &Path, args: &[String]) -> Option<Output> {
@@ -87,9 +88,10 @@ fn count_near(px: &[[u8; 3]], want: [u8; 3]) -> usize {
 fn check(run: &str, badge: [u8; 3]) {
     let page = stored(run).join("report.html");
     let Some(dom) = chromium(&page, &["--dump-dom".into()]) else {
-        eprintln!(
-            "SKIPPED html_renders_in_chromium ({run}): chromium is not installed here \
-             (apt-get install chromium, or run ./ci/test.sh)"
+        tool_missing(
+            &format!("html_renders_in_chromium ({run})"),
+            "chromium",
+            "chromium",
         );
         return;
     };

@@ -47,10 +47,13 @@ fn coordinated_omission_is_corrected() {
         "corrected max {} ms",
         r.corrected.max
     );
+    // Uncorrected latency misses the queue the stall built (only the few requests in flight
+    // saw it): far below the corrected figure however fast this machine runs.
     assert!(
-        r.uncorrected.p99 < 100.0,
-        "uncorrected p99 {} ms",
-        r.uncorrected.p99
+        r.uncorrected.p99 < r.corrected.p99 / 2.0,
+        "uncorrected p99 {} ms, corrected p99 {} ms",
+        r.uncorrected.p99,
+        r.corrected.p99
     );
 }
 
@@ -73,8 +76,20 @@ fn abandoned_bodies_are_not_read() {
     assert_eq!(r.completed, 20);
     // The client read about 16 KiB of each body and dropped the rest...
     assert!(r.bytes < 20 * 200_000, "read {} bytes", r.bytes);
-    // ...so the server could only fill the socket buffers: no body was sent to its end.
-    std::thread::sleep(Duration::from_millis(300));
+    // ...so the server could only fill the socket buffers: no body was sent to its end, also
+    // once the server is done with every connection (nothing can produce more after that).
+    let accepted = s.counters.accepted.load(Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.counters.closed.load(Ordering::SeqCst) < accepted
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        s.counters.closed.load(Ordering::SeqCst),
+        accepted,
+        "connections the server has not seen closed"
+    );
     assert_eq!(s.counters.big_completed.load(Ordering::SeqCst), 0);
     let yielded = s.counters.big_bytes_yielded.load(Ordering::SeqCst);
     assert!(
@@ -112,7 +127,9 @@ fn cancel_after_really_cancels() {
     let (r, _) = common::run(&plan);
     assert_eq!(r.errors.get("cancelled"), Some(&20), "{r:?}");
     // The server sees each client go away (its handler is dropped).
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    // (Up to 10 s: a handler that answers, at 5 s, is not counted, so a long wait cannot pass
+    // a client that never cancelled.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while s.counters.cancelled.load(Ordering::SeqCst) < 20 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }

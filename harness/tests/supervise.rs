@@ -96,7 +96,9 @@ fn never_ready_times_out() {
     let t = Instant::now();
     let e = supervise::spawn(&p, dir.path()).err().expect("fails");
     assert!(matches!(e, SuperviseError::NotReady { .. }), "{e}");
-    assert!(t.elapsed() < Duration::from_secs(5));
+    // Given up at the 300 ms start timeout, not when `sleep 30` ends (a generous bound: this
+    // machine may be busy).
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
 }
 
 #[test]
@@ -110,7 +112,10 @@ fn killed_target_is_seen_at_once() {
         if let Some(e) = s.try_exit() {
             break e;
         }
-        assert!(t.elapsed() < Duration::from_secs(2));
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the SIGKILL was not seen in 10 s"
+        );
         std::thread::sleep(Duration::from_millis(10));
     };
     assert_eq!(exit.signal, Some(libc::SIGKILL));

@@ -4,9 +4,8 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
-use common::{Target, metric};
+use common::{Target, metric, metric_until_async};
 use leakgate_targets::grpc::pb::target_client::TargetClient;
 use leakgate_targets::grpc::pb::{GetRequest, ProxyRequest, WatchRequest};
 
@@ -69,10 +68,16 @@ async fn abandoned_watch_streams_leak_their_producers() {
             drop(stream);
         }
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(metric(&leaky, "open_streams"), N as f64);
-    // Fixed: producers notice the closed stream (long before their 30 s timeout).
-    assert_eq!(metric(&fixed, "open_streams"), 0.0);
+    assert_eq!(
+        metric_until_async(&leaky, "open_streams", |v| v == N as f64).await,
+        N as f64
+    );
+    // Fixed: producers notice the closed stream (long before their 30 s timeout; the wait
+    // is at most SETTLE, 10 s).
+    assert_eq!(
+        metric_until_async(&fixed, "open_streams", |v| v == 0.0).await,
+        0.0
+    );
 }
 
 #[tokio::test]

@@ -5,9 +5,8 @@ mod common;
 
 use std::io::{Read, Write};
 use std::process::Command;
-use std::time::Duration;
 
-use common::{Target, get, metric};
+use common::{Target, get, metric, metric_until};
 
 fn start(args: &[&str]) -> Target {
     common::start(env!("CARGO_BIN_EXE_rest-target"), "http", args)
@@ -66,11 +65,17 @@ fn leaked_tasks_pile_up_and_fixed_ones_end() {
         assert_eq!(get(&leaky.addr, "/task").0, 202);
         assert_eq!(get(&fixed.addr, "/task").0, 202);
     }
-    std::thread::sleep(Duration::from_millis(600));
-    assert!(metric(&leaky, "tokio_alive_tasks") >= t0_leaky + N as f64);
-    assert_eq!(metric(&leaky, "waiting_tasks"), N as f64);
-    assert!(metric(&fixed, "tokio_alive_tasks") <= t0_fixed + 3.0);
-    assert_eq!(metric(&fixed, "waiting_tasks"), 0.0);
+    // The leaky tasks wait forever: all N are counted and stay.
+    let alive = metric_until(&leaky, "tokio_alive_tasks", |v| v >= t0_leaky + N as f64);
+    assert!(alive >= t0_leaky + N as f64, "{alive} leaky tasks alive");
+    assert_eq!(
+        metric_until(&leaky, "waiting_tasks", |v| v == N as f64),
+        N as f64
+    );
+    // The fixed ones end after their 200 ms timeout (waited for up to SETTLE).
+    let alive = metric_until(&fixed, "tokio_alive_tasks", |v| v <= t0_fixed + 3.0);
+    assert!(alive <= t0_fixed + 3.0, "{alive} fixed tasks alive");
+    assert_eq!(metric_until(&fixed, "waiting_tasks", |v| v == 0.0), 0.0);
 }
 
 #[test]

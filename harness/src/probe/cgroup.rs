@@ -218,9 +218,44 @@ mod tests {
         assert_eq!(find("garbage", root.path()), None);
     }
 
+    /// This process's own memory cgroup, found and read for real: `of_pid` names a folder under
+    /// /sys/fs/cgroup that lists this process, and sampling it reports memory in use. Machines
+    /// without a memory cgroup skip it with the reason, except under CI (`CI` set), where it
+    /// fails: CI machines have one (cgroup v1 `memory` or v2), and a probe that cannot find it
+    /// there must not pass.
     #[test]
-    fn this_machine_has_a_memory_cgroup_or_none() {
-        // Never panics; on this project's machines (cgroup v1 memory) it finds a folder.
-        let _ = of_pid(std::process::id()).map(|d| CgroupProbe::new(&d));
+    fn this_machine_has_a_memory_cgroup() {
+        let pid = std::process::id();
+        let Some(dir) = of_pid(pid) else {
+            let why = format!(
+                "no memory cgroup folder under /sys/fs/cgroup for this process; \
+                 /proc/self/cgroup:\n{}",
+                std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default()
+            );
+            if std::env::var_os("CI").is_some() {
+                panic!("{why}CI is set, so a missing memory cgroup fails this test");
+            }
+            eprintln!("SKIPPED this_machine_has_a_memory_cgroup: {why}");
+            return;
+        };
+        assert!(
+            dir.starts_with("/sys/fs/cgroup") && dir.is_dir(),
+            "{}",
+            dir.display()
+        );
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+        assert!(
+            procs.lines().any(|l| l.trim() == pid.to_string()),
+            "{}/cgroup.procs does not list this process ({pid}): {procs}",
+            dir.display()
+        );
+        let mut m = BTreeMap::new();
+        CgroupProbe::new(&dir).sample(&mut m).unwrap();
+        let bytes = m.get("cgroup_memory_bytes").copied().unwrap_or(0.0);
+        assert!(
+            bytes > 0.0,
+            "{}: cgroup_memory_bytes {bytes}, signals {m:?}",
+            dir.display()
+        );
     }
 }

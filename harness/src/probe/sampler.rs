@@ -87,10 +87,9 @@ mod tests {
     use super::*;
     use crate::scenario::plan::ProbePlan;
 
-    #[test]
-    fn ticks_and_stops_promptly() {
-        let plan = ProbePlan {
-            interval: Duration::from_millis(20),
+    fn probe_plan(interval: Duration) -> ProbePlan {
+        ProbePlan {
+            interval,
             process: true,
             smaps: false,
             tree: false,
@@ -104,24 +103,68 @@ mod tests {
             heap_profile_every: None,
             heap_profiles_kept: 3,
             requests_from: None,
-        };
+        }
+    }
+
+    #[test]
+    fn ticks_and_stops_promptly() {
+        let plan = probe_plan(Duration::from_millis(20));
         let set = ProbeSet::new(&plan, Some(std::process::id()), None);
         let got = Arc::new(std::sync::Mutex::new(Vec::new()));
         let g = got.clone();
         let completed = Arc::new(AtomicU64::new(5));
-        let s = Sampler::start(set, plan.interval, Instant::now(), completed, move |x| {
+        let started = Instant::now();
+        let s = Sampler::start(set, plan.interval, started, completed, move |x| {
             g.lock().unwrap().push(x)
         });
-        std::thread::sleep(Duration::from_millis(130));
-        let stopped_at = Instant::now();
+        // Ticks: three samples come (however slowly this machine runs them).
+        while got.lock().unwrap().len() < 3 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{} samples after 10 s",
+                got.lock().unwrap().len()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         s.stop().unwrap();
-        assert!(stopped_at.elapsed() < Duration::from_millis(100));
+        let ran = started.elapsed();
         let v = got.lock().unwrap();
-        assert!(v.len() >= 3 && v.len() <= 7, "{} samples", v.len());
+        // ...on the grid, never faster: at most one per interval that has passed.
+        let grid_points = (ran.as_secs_f64() / plan.interval.as_secs_f64()).floor() as usize;
+        assert!(
+            v.len() <= grid_points,
+            "{} samples in {ran:?} at one per {:?}",
+            v.len(),
+            plan.interval
+        );
         assert!(v.windows(2).all(|w| w[1].t > w[0].t));
         assert!(
             v.iter()
                 .all(|x| x.signals["rss_bytes"] > 0.0 && x.cumulative_completed == 5)
         );
+
+        // Stops promptly: a sampler whose next tick is 30 s away stops at once, without one
+        // (the bound, half of that, is generous for a busy machine).
+        let slow = probe_plan(Duration::from_secs(30));
+        let set = ProbeSet::new(&slow, Some(std::process::id()), None);
+        let ticks = Arc::new(AtomicU64::new(0));
+        let t = ticks.clone();
+        let s = Sampler::start(
+            set,
+            slow.interval,
+            Instant::now(),
+            Arc::new(AtomicU64::new(0)),
+            move |_| {
+                t.fetch_add(1, Ordering::SeqCst);
+            },
+        );
+        let stopping = Instant::now();
+        s.stop().unwrap();
+        assert!(
+            stopping.elapsed() < Duration::from_secs(15),
+            "stop took {:?}",
+            stopping.elapsed()
+        );
+        assert_eq!(ticks.load(Ordering::SeqCst), 0);
     }
 }

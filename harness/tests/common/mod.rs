@@ -21,6 +21,9 @@ use leakgate::scenario::plan::*;
 #[derive(Default)]
 pub struct Counters {
     pub accepted: AtomicU64,
+    /// Connections the server is done with (closed by either side); what a handler was
+    /// producing for one stops there.
+    pub closed: AtomicU64,
     pub requests: AtomicU64,
     /// Bytes of `/big` bodies handed to hyper (stops growing when the client stops reading).
     pub big_bytes_yielded: AtomicU64,
@@ -68,11 +71,13 @@ pub fn start() -> Server {
                 let _ = stream.set_nodelay(true);
                 c.accepted.fetch_add(1, Ordering::SeqCst);
                 let c = c.clone();
+                let c2 = c.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| handle(req, c.clone(), start));
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
+                    c2.closed.fetch_add(1, Ordering::SeqCst);
                 });
             }
         });

@@ -21,3 +21,16 @@ pub fn summary_validator() -> jsonschema::Validator {
     .unwrap();
     jsonschema::validator_for(&schema).expect("the committed schema is a valid JSON Schema")
 }
+
+/// What a test does when a program it drives is not installed: under CI (`CI` set to any
+/// value) it fails, naming the program and that `ci/test.sh` installs it, so a CI job without
+/// it cannot pass by skipping; elsewhere it prints SKIPPED and the caller returns.
+pub fn tool_missing(test: &str, tool: &str, package: &str) {
+    let why = format!(
+        "{test}: {tool} is not installed (ci/test.sh installs it: apt-get install {package})"
+    );
+    if std::env::var_os("CI").is_some() {
+        panic!("{why}; CI is set, so a missing {tool} fails this test instead of skipping it");
+    }
+    eprintln!("SKIPPED {why}");
+}

@@ -75,3 +75,32 @@ pub fn metric(t: &Target, name: &str) -> f64 {
         .parse()
         .unwrap()
 }
+
+/// How long a test waits for a target's metric to reach what it expects: gauges move after
+/// the response that caused them (a task ends, a reset stream is noticed).
+pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads `name` until `done(value)`, for at most [`SETTLE`]; returns the last value read.
+pub fn metric_until(t: &Target, name: &str, done: impl Fn(f64) -> bool) -> f64 {
+    let start = std::time::Instant::now();
+    loop {
+        let v = metric(t, name);
+        if done(v) || start.elapsed() > SETTLE {
+            return v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// [`metric_until`] for async tests: waits with the runtime's timer, so the test's own client
+/// tasks (which send the stream resets the target must see) keep running meanwhile.
+pub async fn metric_until_async(t: &Target, name: &str, done: impl Fn(f64) -> bool) -> f64 {
+    let start = std::time::Instant::now();
+    loop {
+        let v = metric(t, name);
+        if done(v) || start.elapsed() > SETTLE {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
