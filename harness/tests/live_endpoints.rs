@@ -93,6 +93,7 @@ fn snapshot(outcome: EvalOutcome, requests: u64) -> Snapshot {
         requests,
         horizon_start: 0.0,
         outcome,
+        decisive: outcome != EvalOutcome::Inconclusive,
         signals: BTreeMap::from([
             ("rss_bytes".into(), signal(outcome, 5.0e7, rss)),
             ("fd_count".into(), signal(EvalOutcome::Pass, 12.0, -0.25)),
