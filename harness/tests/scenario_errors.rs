@@ -191,14 +191,14 @@ const BAD: &[(&str, &str, &str, usize, &str)] = &[
         "zero weight",
         "path = \"/cache/{{seq}}\"",
         "path = \"/x\"\nweight = 0",
-        17,
+        19,
         "`weight` must be at least 1",
     ),
     (
         "zero connections",
         "connections = 8",
         "connections = 0",
-        8,
+        9,
         "at least 1",
     ),
 ];

@@ -7,6 +7,7 @@ use clap::Args;
 use super::output;
 use crate::exit::ExitCode;
 use crate::scenario::plan::{GatePlan, LatencyGate, SignalGate, SignalUnit};
+use crate::scenario::resolve::{check_warmup_share, check_windows};
 use crate::scenario::units::{Slope, parse_slope};
 use crate::verdict::{self, Outcome, input};
 
@@ -19,18 +20,25 @@ pub struct AnalyzeArgs {
     #[arg(long, default_value = "rss_bytes")]
     pub signal: String,
     /// Slope limit: `1 MiB/min`, `0.5/s`, `256 B/request`.
-    #[arg(long, value_parser = parse_slope)]
+    #[arg(long, value_parser = parse_slope, allow_hyphen_values = true)]
     pub max_slope: Slope,
     /// Share of the work (or time) treated as warm-up.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub warmup_share: f64,
     /// Equal-work windows.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
     pub windows: usize,
 }
 
 /// Runs the verdict on the file.
 pub fn analyze(a: AnalyzeArgs) -> ExitCode {
+    // The same limits as a scenario's [gates].
+    if let Err(e) = check_warmup_share("--warmup-share", a.warmup_share)
+        .and_then(|_| check_windows("--windows", a.windows))
+    {
+        eprintln!("leakgate: {e}");
+        return ExitCode::Usage;
+    }
     let data = match input::read_auto(&a.file, &a.signal) {
         Ok(d) => d,
         Err(e) => {
@@ -55,8 +63,8 @@ pub fn analyze(a: AnalyzeArgs) -> ExitCode {
             },
         }],
         latency: LatencyGate::default(),
-        warmup_share: a.warmup_share.clamp(0.0, 0.9),
-        windows: a.windows.clamp(4, 1000),
+        warmup_share: a.warmup_share,
+        windows: a.windows,
         confidence: 0.95,
         min_time_to_limit: None,
         extend_if_inconclusive: None,

@@ -54,10 +54,10 @@ pub struct RunArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// Arrival rate in requests per second; without it a URL run goes as fast as it can.
-    #[arg(long, short = 'r')]
+    #[arg(long, short = 'r', allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// How long to drive (a URL run), or the length of the steady phase (a scenario).
-    #[arg(long, short = 'd', value_parser = parse_duration)]
+    #[arg(long, short = 'd', value_parser = parse_duration, allow_hyphen_values = true)]
     pub duration: Option<std::time::Duration>,
     #[command(flatten)]
     pub adhoc: adhoc::AdhocArgs,
@@ -71,7 +71,7 @@ pub struct RunArgs {
     pub extend_if_inconclusive: Option<std::time::Duration>,
     /// Judge the run so far this often (default with --until-verdict: a twentieth of the
     /// planned load, 1 s to 1 min).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
     pub evaluate_every: Option<std::time::Duration>,
     /// Serve /metrics and /verdict while the run goes (default address 127.0.0.1:9090).
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9090")]
@@ -80,10 +80,10 @@ pub struct RunArgs {
     #[arg(long, requires = "listen")]
     pub listen_public: bool,
     /// Merge samples older than this into one record per minute (windows exactly).
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = parse_duration, allow_hyphen_values = true)]
     pub compact_after: std::time::Duration,
     /// Seal samples.ndjson into numbered segment files this often (copy them off while it goes).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
     pub segment: Option<std::time::Duration>,
     /// Parent folder of the run folder.
     #[arg(long, default_value = "results")]
@@ -115,14 +115,43 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let _ = e.print();
+            use clap::error::ErrorKind;
             return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
-                _ => ExitCode::Usage.code(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    0
+                }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    print!("{}", e.render());
+                    eprintln!("leakgate: no command given: see the commands above");
+                    ExitCode::Usage.code()
+                }
+                _ => {
+                    eprintln!("leakgate: {}", clap_line(&e));
+                    ExitCode::Usage.code()
+                }
             };
         }
     };
     dispatch(cli).code()
+}
+
+/// A clap error on one line: the message and its tips, without the usage and the pointer to
+/// `--help`.
+fn clap_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut out = String::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with("Usage:") || line.starts_with("For more information")
+        {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(line.strip_prefix("error: ").unwrap_or(line));
+    }
+    out
 }
 
 /// Runs a parsed command line.

@@ -25,14 +25,14 @@ pub struct CompareArgs {
     /// The run folder to judge against it.
     pub new: PathBuf,
     /// Allowed p99 rise: `10%` or `0.1`.
-    #[arg(long, default_value = "10%", value_parser = parse_share)]
+    #[arg(long, default_value = "10%", value_parser = parse_share, allow_hyphen_values = true)]
     pub p99_tolerance: f64,
     /// p99 rises smaller than this never count (loopback jitter): `1ms`.
-    #[arg(long, default_value = "1ms", value_parser = parse_ms)]
+    #[arg(long, default_value = "1ms", value_parser = parse_ms, allow_hyphen_values = true)]
     pub p99_floor: f64,
     /// Allowed rise of a slope that was already over its limit in the base run (a known leak
     /// on main): `10%` or `0.1`. A slope that newly crosses its limit always regresses.
-    #[arg(long, default_value = "10%", value_parser = parse_share)]
+    #[arg(long, default_value = "10%", value_parser = parse_share, allow_hyphen_values = true)]
     pub slope_tolerance: f64,
 }
 
@@ -44,7 +44,7 @@ pub struct HeapdiffArgs {
     /// The profile taken later (`heap-end.pb.gz`); omitted when START is a run folder.
     pub end: Option<PathBuf>,
     /// How many sites to list.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
     pub top: usize,
 }
 

@@ -8,10 +8,32 @@ use crate::exit::ExitCode;
 use crate::run::{self, RunError};
 use crate::scenario;
 use crate::scenario::plan::Plan;
+use crate::scenario::resolve::MIN_EVALUATE_EVERY;
 
 /// `leakgate run FILE|URL`.
 pub fn run(args: RunArgs) -> ExitCode {
-    let is_url = args.target.starts_with("http://") || args.target.starts_with("https://");
+    let scheme = url_scheme(&args.target);
+    if let Some(s) = scheme
+        && !s.eq_ignore_ascii_case("http")
+        && !s.eq_ignore_ascii_case("https")
+        && !Path::new(&args.target).exists()
+    {
+        eprintln!(
+            "leakgate: {}: the URL scheme `{s}` is not supported: give an http:// or https:// \
+             URL, or a scenario file",
+            args.target
+        );
+        return ExitCode::Usage;
+    }
+    if let Some(e) = args
+        .evaluate_every
+        .filter(|&d| d < MIN_EVALUATE_EVERY)
+        .map(|d| format!("--evaluate-every must be at least {MIN_EVALUATE_EVERY:?}, got {d:?}"))
+    {
+        eprintln!("leakgate: {e}");
+        return ExitCode::Usage;
+    }
+    let is_url = scheme.is_some() && !Path::new(&args.target).exists();
     let plan = if is_url {
         if !args.set.is_empty() {
             eprintln!("leakgate: --set applies to scenario files, not to a URL run");
@@ -49,16 +71,32 @@ pub fn run(args: RunArgs) -> ExitCode {
                 return ExitCode::BadScenario;
             }
             Ok(mut p) => {
-                adhoc::override_scenario(&mut p, args.rate, args.duration, &args.adhoc);
+                if let Err(e) =
+                    adhoc::override_scenario(&mut p, args.rate, args.duration, &args.adhoc)
+                {
+                    eprintln!("leakgate: {e}");
+                    return ExitCode::Usage;
+                }
                 p.output.results_dir = args.results_dir.clone();
                 p
             }
             Err(e) => {
                 eprintln!("leakgate: {e}");
-                return ExitCode::BadScenario;
+                return scenario_exit(&e);
             }
         }
     };
+    // Templates, headers and gRPC methods (from .proto files) fail here, before a target is
+    // started or a connection opened.
+    if let Err(e) = crate::load::validate(&plan.load) {
+        let e = crate::scenario::error::one_line(&e.to_string());
+        if is_url {
+            eprintln!("leakgate: {e}");
+            return ExitCode::Usage;
+        }
+        eprintln!("leakgate: {}: {e}", args.target);
+        return ExitCode::BadScenario;
+    }
     let mut plan = plan;
     if args.extend_if_inconclusive.is_some() {
         plan.gates.extend_if_inconclusive = args.extend_if_inconclusive;
@@ -75,6 +113,24 @@ pub fn run(args: RunArgs) -> ExitCode {
         plan.soak.evaluate_every = plan.soak.evaluate_every.or(Some(Duration::from_secs(10)));
     }
     launch(&plan, args.no_progress, args.quiet, args.listen_public)
+}
+
+/// The scheme of a `scheme://...` argument (`http`, `ftp`), if it looks like a URL.
+fn url_scheme(target: &str) -> Option<&str> {
+    let (scheme, _) = target.split_once("://")?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
+}
+
+/// A scenario mistake is exit 65; a `--set` that does not fit is a flag's (exit 64).
+pub(super) fn scenario_exit(e: &scenario::ScenarioError) -> ExitCode {
+    match e {
+        scenario::ScenarioError::Override { .. } => ExitCode::Usage,
+        _ => ExitCode::BadScenario,
+    }
 }
 
 /// Runs a plan (`run` or `watch`): header, signals, live endpoints, progress, the outcome.
@@ -141,7 +197,7 @@ pub fn check(args: CheckArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => {
             eprintln!("leakgate: {e}");
-            return ExitCode::BadScenario;
+            return scenario_exit(&e);
         }
     };
     // Templates, URLs and gRPC methods from files are compiled exactly as the run would; a
@@ -151,6 +207,7 @@ pub fn check(args: CheckArgs) -> ExitCode {
         match crate::load::check(&plan.load) {
             Ok(n) => note = n,
             Err(e) => {
+                let e = crate::scenario::error::one_line(&e.to_string());
                 eprintln!("leakgate: {}: {e}", args.file.display());
                 return ExitCode::BadScenario;
             }

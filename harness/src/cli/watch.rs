@@ -10,6 +10,7 @@ use clap::Args;
 use super::{overrides, parse_duration};
 use crate::exit::ExitCode;
 use crate::scenario::plan::*;
+use crate::scenario::resolve::{MIN_EVALUATE_EVERY, MIN_PROBE_INTERVAL, check_probe_url};
 use crate::scenario::units::{Slope, parse_slope};
 
 /// `leakgate watch`.
@@ -21,7 +22,7 @@ pub struct WatchArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// The service's process id.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub pid: Option<u32>,
     /// A file holding the service's process id.
     #[arg(long)]
@@ -61,20 +62,20 @@ pub struct WatchArgs {
     pub gates: Vec<String>,
     /// Fail when the memory limit (cgroup, unit or pod limit, RLIMIT_AS) is nearer than this
     /// at the current slope.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
     pub min_time_to_limit: Option<Duration>,
     /// Sampling interval.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub interval: Duration,
     /// How long to watch (default: until SIGTERM or Ctrl-C, or the verdict with
     /// --until-verdict).
-    #[arg(long, short = 'd', value_parser = parse_duration)]
+    #[arg(long, short = 'd', value_parser = parse_duration, allow_hyphen_values = true)]
     pub duration: Option<Duration>,
     /// Judge the last --horizon this often.
-    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    #[arg(long, default_value = "1m", value_parser = parse_duration, allow_hyphen_values = true)]
     pub evaluate_every: Duration,
     /// What each rolling verdict judges: a time (`30m`) or a number of requests (`100000req`).
-    #[arg(long, default_value = "30m", value_parser = parse_horizon)]
+    #[arg(long, default_value = "30m", value_parser = parse_horizon, allow_hyphen_values = true)]
     pub horizon: Horizon,
     /// Stop as soon as the rolling verdict is decided (leak proven, or clean proven), two
     /// evaluations in a row.
@@ -87,10 +88,10 @@ pub struct WatchArgs {
     #[arg(long, requires = "listen")]
     pub listen_public: bool,
     /// Seal samples.ndjson into numbered segment files this often (copy them off while it goes).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
     pub segment: Option<Duration>,
     /// Merge samples older than this into one record per minute (windows exactly).
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = parse_duration, allow_hyphen_values = true)]
     pub compact_after: Duration,
     /// Parent folder of the run folder.
     #[arg(long, default_value = "results")]
@@ -240,8 +241,10 @@ pub fn plan(a: &WatchArgs) -> Result<Plan, PlanError> {
     let mut plan = match &a.scenario {
         Some(path) => {
             let sets = overrides(&a.set)?;
-            let mut p = crate::scenario::load(path, &sets)
-                .map_err(|e| PlanError::Scenario(e.to_string()))?;
+            let mut p = crate::scenario::load(path, &sets).map_err(|e| match e {
+                crate::scenario::ScenarioError::Override { .. } => PlanError::Usage(e.to_string()),
+                _ => PlanError::Scenario(e.to_string()),
+            })?;
             if matches!(p.target, TargetPlan::Spawn(_)) && attach_of(a).is_none() {
                 return Err(PlanError::Scenario(format!(
                     "{}: the scenario starts its own target; `leakgate watch` attaches to one \
@@ -271,12 +274,14 @@ pub fn plan(a: &WatchArgs) -> Result<Plan, PlanError> {
         ));
     }
     if let Some(url) = &a.requests_from {
+        check_probe_url("--requests-from", url)?;
         plan.probes.requests_from = Some(RequestCounter {
             url: url.clone(),
             metric: a.requests_metric.clone(),
         });
     }
     if let Some(url) = &a.prometheus {
+        check_probe_url("--prometheus", url)?;
         plan.probes.prometheus = Some(PrometheusProbe {
             url: url.clone(),
             metrics: a.metrics.clone(),
@@ -302,14 +307,23 @@ pub fn plan(a: &WatchArgs) -> Result<Plan, PlanError> {
     if a.min_time_to_limit.is_some() {
         plan.gates.min_time_to_limit = a.min_time_to_limit;
     }
-    if a.interval < Duration::from_millis(50) {
-        return Err(PlanError::Usage("--interval must be at least 50ms".into()));
+    if a.interval < MIN_PROBE_INTERVAL {
+        return Err(PlanError::Usage(format!(
+            "--interval must be at least {MIN_PROBE_INTERVAL:?}, got {:?}",
+            a.interval
+        )));
     }
     if a.duration.is_some_and(|d| d.is_zero()) {
         return Err(PlanError::Usage("--duration must be longer than 0s".into()));
     }
+    if a.evaluate_every < MIN_EVALUATE_EVERY {
+        return Err(PlanError::Usage(format!(
+            "--evaluate-every must be at least {MIN_EVALUATE_EVERY:?}, got {:?}",
+            a.evaluate_every
+        )));
+    }
     plan.soak = SoakPlan {
-        evaluate_every: Some(a.evaluate_every.max(Duration::from_millis(100))),
+        evaluate_every: Some(a.evaluate_every),
         horizon: a.horizon,
         until_verdict: a.until_verdict,
         listen: a.listen.clone(),

@@ -79,7 +79,7 @@ pub struct Site {
 impl Site {
     /// End minus start.
     pub fn growth(&self) -> i64 {
-        self.end - self.start
+        self.end.saturating_sub(self.start)
     }
 }
 
@@ -89,8 +89,8 @@ pub fn diff(start: &Profile, end: &Profile, top: usize) -> Result<HeapDiff, Stri
     let start_index = (0..start.sample_type.len())
         .find(|&i| start.string(start.sample_type[i].r#type) == sample_type)
         .ok_or_else(|| format!("the start profile has no {sample_type} samples"))?;
-    let before = sites(start, start_index);
-    let mut merged = sites(end, index);
+    let before = sites(start, start_index).map_err(|e| format!("the start profile's {e}"))?;
+    let mut merged = sites(end, index)?;
     for (name, s) in before {
         merged
             .entry(name)
@@ -101,8 +101,13 @@ pub fn diff(start: &Profile, end: &Profile, top: usize) -> Result<HeapDiff, Stri
                 ..s
             });
     }
-    let start_total = merged.values().map(|s| s.start).sum();
-    let end_total = merged.values().map(|s| s.end).sum();
+    let total = |f: fn(&Site) -> i64| {
+        merged
+            .values()
+            .try_fold(0i64, |t, s| t.checked_add(f(s)))
+            .ok_or_else(|| format!("{sample_type} values add up past 2^63: not a heap profile"))
+    };
+    let (start_total, end_total) = (total(|s| s.start)?, total(|s| s.end)?);
     let mut grew: Vec<Site> = merged.into_values().filter(|s| s.growth() > 0).collect();
     // Name breaks ties, so the same profiles always give the same table.
     grew.sort_by(|a, b| {
@@ -149,8 +154,9 @@ fn value_index(p: &Profile) -> Result<(usize, String, String), String> {
     Ok(named(i))
 }
 
-/// Held value per site in one profile (in `Site::end`), keyed by function name.
-fn sites(p: &Profile, index: usize) -> HashMap<String, Site> {
+/// Held value per site in one profile (in `Site::end`), keyed by function name; an error when
+/// the values overflow (a corrupt profile).
+fn sites(p: &Profile, index: usize) -> Result<HashMap<String, Site>, String> {
     let functions: HashMap<u64, (&str, &str)> = p
         .function
         .iter()
@@ -208,7 +214,10 @@ fn sites(p: &Profile, index: usize) -> HashMap<String, Site> {
             };
             (site, i64::MIN)
         });
-        site.end += v;
+        site.end = site
+            .end
+            .checked_add(v)
+            .ok_or_else(|| format!("samples of {name} add up past 2^63: not a heap profile"))?;
         // The place and callers shown are those of the site's largest sample.
         if v > *largest {
             *largest = v;
@@ -224,7 +233,7 @@ fn sites(p: &Profile, index: usize) -> HashMap<String, Site> {
                 .collect();
         }
     }
-    out.into_iter().map(|(k, (s, _))| (k, s)).collect()
+    Ok(out.into_iter().map(|(k, (s, _))| (k, s)).collect())
 }
 
 /// A library frame. A trait method `<A as B>::m` belongs to A's crate, or to B's when A is a

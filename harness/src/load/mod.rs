@@ -244,6 +244,20 @@ pub struct Prepared {
     connections: usize,
 }
 
+/// Checks what can be checked without the target: templates, methods and headers, and gRPC
+/// methods against `.proto` files or a protoset (server reflection needs the target).
+pub fn validate(plan: &LoadPlan) -> Result<(), LoadError> {
+    let offline = plan
+        .grpc
+        .as_ref()
+        .is_some_and(|g| !g.protos.is_empty() || g.protoset.is_some());
+    let pool = match plan.protocol {
+        Protocol::Grpc if offline => Some(grpc::pool(plan)?),
+        _ => None,
+    };
+    request::Mix::new(plan, pool.as_ref()).map(|_| ())
+}
+
 /// Compiles templates and resolves the target address (fails fast on plan mistakes).
 pub fn prepare(plan: &LoadPlan) -> Result<Prepared, LoadError> {
     let pool = match plan.protocol {

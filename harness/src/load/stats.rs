@@ -279,9 +279,26 @@ pub fn decode(text: &str) -> Option<Histogram<u64>> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
         .ok()?;
-    hdrhistogram::serialization::Deserializer::new()
-        .deserialize(&mut bytes.as_slice())
-        .ok()
+    decode_bytes(
+        &mut hdrhistogram::serialization::Deserializer::new(),
+        &bytes,
+    )
+}
+
+/// Decodes an uncompressed V2 histogram (what [`encode`] writes) whose header's payload
+/// length matches the bytes there are: the deserializer allocates the length it reads, up to
+/// 4 GiB for a corrupt header.
+pub fn decode_bytes(
+    de: &mut hdrhistogram::serialization::Deserializer,
+    bytes: &[u8],
+) -> Option<Histogram<u64>> {
+    const V2_COOKIE: u32 = 0x1c84_9313;
+    const HEADER: usize = 40;
+    let word = |at: usize| Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    if word(0)? != V2_COOKIE || word(4)? as usize != bytes.len().checked_sub(HEADER)? {
+        return None;
+    }
+    de.deserialize(&mut &bytes[..]).ok()
 }
 
 /// The canonical name of a gRPC status code.
@@ -311,6 +328,25 @@ pub fn grpc_code_name(code: i32) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_histogram_whose_header_lies_is_not_decoded() {
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        h.record(1234).unwrap();
+        let text = encode(&h);
+        assert_eq!(decode(&text).unwrap().len(), 1);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&text)
+            .unwrap();
+        let mut de = hdrhistogram::serialization::Deserializer::new();
+        // A payload length of 4 GiB: the deserializer would allocate it before reading.
+        let mut lying = bytes.clone();
+        lying[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(decode_bytes(&mut de, &lying).is_none());
+        assert!(decode_bytes(&mut de, &bytes[..bytes.len() - 1]).is_none());
+        assert!(decode_bytes(&mut de, &bytes[..3]).is_none());
+        assert!(decode_bytes(&mut de, &bytes).is_some());
+    }
 
     #[test]
     fn record_settle_merge_roundtrip() {

@@ -35,6 +35,12 @@ pub struct Template {
     parts: Vec<Part>,
 }
 
+/// Longest `{{rand_str LEN}}`: every request carries the string, and a MiB is already more
+/// than any header or path a server accepts.
+pub const MAX_RAND_STR: usize = 1 << 20;
+/// Largest `{{zipf N ...}}`: keys are drawn as floating point, exact up to 2^53.
+pub const MAX_ZIPF_N: f64 = 9_007_199_254_740_992.0;
+
 const HELP: &str = "expected one of {{seq}}, {{rand_int MIN MAX}}, {{rand_str LEN}}, {{uuid}}, \
                     {{zipf N EXPONENT}}";
 
@@ -73,25 +79,59 @@ impl Template {
                         )
                     })
             };
+            let int = |i: usize| -> Result<i64, TemplateError> {
+                words
+                    .get(i)
+                    .and_then(|w| w.parse::<i64>().ok())
+                    .ok_or_else(|| {
+                        err(
+                            at,
+                            format!(
+                                "`{{{{{}}}}}` needs a whole number (a 64-bit integer) as argument \
+                                 {i}; {HELP}",
+                                words.join(" ")
+                            ),
+                        )
+                    })
+            };
             let part = match words.as_slice() {
                 ["seq"] => Part::Seq,
                 ["uuid"] => Part::Uuid,
                 ["rand_int", _, _] => {
-                    let (a, b) = (num(1)? as i64, num(2)? as i64);
+                    let (a, b) = (int(1)?, int(2)?);
                     if a > b {
                         return Err(err(at, format!("rand_int {a} {b}: MIN must be <= MAX")));
                     }
                     Part::RandInt(a, b)
                 }
-                ["rand_str", _] => Part::RandStr(num(1)?.max(0.0) as usize),
+                ["rand_str", _] => {
+                    let n = int(1)?;
+                    match usize::try_from(n) {
+                        Ok(n) if n <= MAX_RAND_STR => Part::RandStr(n),
+                        _ => {
+                            return Err(err(
+                                at,
+                                format!("rand_str {n}: LEN must be from 0 to {MAX_RAND_STR}"),
+                            ));
+                        }
+                    }
+                }
                 ["zipf", _, _] => {
                     let (n, s) = (num(1)?, num(2)?);
-                    let z = Zipf::new(n, s).map_err(|e| {
-                        err(
-                            at,
-                            format!("zipf {n} {s}: {e} (N must be >= 1, EXPONENT >= 0)"),
-                        )
-                    })?;
+                    // Zipf::new takes NaN and infinities, which then never draw (or panic).
+                    let z = Some(())
+                        .filter(|_| (1.0..=MAX_ZIPF_N).contains(&n) && s.is_finite())
+                        .ok_or_else(|| "out of range".to_string())
+                        .and_then(|_| Zipf::new(n, s).map_err(|e| e.to_string()))
+                        .map_err(|e| {
+                            err(
+                                at,
+                                format!(
+                                    "zipf {n} {s}: {e} (N must be from 1 to 2^53, EXPONENT a \
+                                     number >= 0)"
+                                ),
+                            )
+                        })?;
                     Part::Zipf(z)
                 }
                 _ => {
@@ -198,8 +238,15 @@ mod tests {
             ("/x/{{seq", "without a closing"),
             ("/x/{{nope}}", "unknown `{{nope}}`"),
             ("{{rand_int 9 1}}", "MIN must be <= MAX"),
-            ("{{rand_int a 1}}", "needs a number"),
+            ("{{rand_int a 1}}", "needs a whole number"),
+            ("{{rand_int 1.5 3}}", "needs a whole number"),
             ("{{zipf 0 1}}", "zipf"),
+            ("{{zipf NaN 1}}", "N must be from 1"),
+            ("{{zipf inf 1}}", "N must be from 1"),
+            ("{{zipf 10 inf}}", "EXPONENT"),
+            ("{{rand_str 1e3}}", "needs a whole number"),
+            ("{{rand_str 99999999999}}", "LEN must be from 0"),
+            ("{{rand_str -1}}", "LEN must be from 0"),
         ] {
             let e = Template::compile(bad).unwrap_err().to_string();
             assert!(e.contains(needle), "{bad}: {e}");

@@ -98,6 +98,13 @@ pub fn recover(dir: &Path) -> Result<Option<Summary>, ReportError> {
     if s.finished {
         return Ok(None);
     }
+    // A folder another version wrote is not judged (and not rewritten) by this one.
+    if s.schema_version != crate::report::summary::SCHEMA_VERSION {
+        return Err(ReportError::Version {
+            path,
+            found: s.schema_version,
+        });
+    }
     let records = crate::report::run_data::read_samples(dir)?;
     let windows: Vec<&Window> = records
         .iter()

@@ -48,12 +48,29 @@ impl ScenarioError {
         }
     }
 
-    /// Converts a TOML parse/deserialize error, keeping its position.
+    /// What was wrong, for an error at a position.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            Self::At { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// Converts a TOML parse/deserialize error, keeping its position (on one line).
     pub fn from_toml(path: &Path, text: &str, err: &toml::de::Error) -> Self {
-        let message = err.message().trim().to_string();
+        let message = one_line(err.message());
         let span = err.span().unwrap_or(0..0);
         Self::at(path, text, span, message)
     }
+}
+
+/// Text of several lines as one: the lines joined with `; `.
+pub fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// 1-based line and column (in characters) of a byte offset.

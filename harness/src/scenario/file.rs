@@ -46,9 +46,9 @@ pub struct TargetFile {
     /// Readiness: a TCP address that must accept.
     pub ready_port: Option<String>,
     /// How long readiness may take.
-    pub start_timeout: Option<HumanDuration>,
+    pub start_timeout: Option<Spanned<HumanDuration>>,
     /// Grace period between SIGTERM and SIGKILL at the end.
-    pub stop_timeout: Option<HumanDuration>,
+    pub stop_timeout: Option<Spanned<HumanDuration>>,
     /// Memory limit for the spawned target.
     pub memory_limit: Option<HumanBytes>,
     /// Attach: process id.
@@ -78,21 +78,21 @@ pub struct LoadFile {
     /// Base URL (overrides `target.base_url`).
     pub base_url: Option<Spanned<String>>,
     /// TCP connections.
-    pub connections: Option<usize>,
+    pub connections: Option<Spanned<usize>>,
     /// Concurrent streams per connection (HTTP/2, gRPC).
-    pub streams_per_connection: Option<usize>,
+    pub streams_per_connection: Option<Spanned<usize>>,
     /// Driver threads.
-    pub threads: Option<usize>,
+    pub threads: Option<Spanned<usize>>,
     /// `uniform` (default) or `poisson`.
     pub arrivals: Option<Arrivals>,
     /// Per-request timeout.
-    pub timeout: Option<HumanDuration>,
+    pub timeout: Option<Spanned<HumanDuration>>,
     /// Statistics window.
-    pub window: Option<HumanDuration>,
+    pub window: Option<Spanned<HumanDuration>>,
     /// Allowed shortfall of the achieved rate (0.01 = 1 %).
-    pub tolerance: Option<f64>,
+    pub tolerance: Option<Spanned<f64>>,
     /// Requests that may wait for a connection before being dropped.
-    pub max_queue: Option<usize>,
+    pub max_queue: Option<Spanned<usize>>,
     /// Skip TLS certificate checks.
     #[serde(default)]
     pub insecure: bool,
@@ -113,7 +113,7 @@ pub struct PhaseFile {
     /// `warmup`, `ramp`, `steady` (default) or `spike`.
     pub kind: Option<PhaseKind>,
     /// How long.
-    pub duration: HumanDuration,
+    pub duration: Spanned<HumanDuration>,
     /// `2000`, `"max"`, or `{ from = 100, to = 2000 }`.
     pub rate: Spanned<RateFile>,
 }
@@ -198,22 +198,22 @@ pub struct RequestFile {
     /// Label.
     pub name: Option<String>,
     /// Relative weight (default 1).
-    pub weight: Option<u32>,
+    pub weight: Option<Spanned<u32>>,
     /// HTTP method (default GET, or POST with a body).
-    pub method: Option<String>,
+    pub method: Option<Spanned<String>>,
     /// Path template (or gRPC `pkg.Service/Method`).
     pub path: Spanned<String>,
     /// Header templates.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Spanned<String>>,
     /// Body template (gRPC: the message as JSON).
-    pub body: Option<String>,
+    pub body: Option<Spanned<String>>,
     /// Read only this much of the body, then drop the response.
     pub abandon_after: Option<HumanBytes>,
     /// gRPC streams: drop the stream after this many messages.
     pub abandon_after_messages: Option<u64>,
     /// Cancel the request after this delay.
-    pub cancel_after: Option<HumanDuration>,
+    pub cancel_after: Option<Spanned<HumanDuration>>,
     /// One new connection per request.
     #[serde(default)]
     pub new_connection: bool,
@@ -243,7 +243,7 @@ pub struct GrpcFile {
 #[serde(deny_unknown_fields)]
 pub struct ProbesFile {
     /// Sampling interval (default 1s).
-    pub interval: Option<HumanDuration>,
+    pub interval: Option<Spanned<HumanDuration>>,
     /// `/proc/<pid>` signals (default on when there is a process).
     pub process: Option<bool>,
     /// smaps_rollup (PSS).
@@ -263,11 +263,11 @@ pub struct ProbesFile {
     /// Heap profile URL.
     pub heap_profile_url: Option<String>,
     /// Wait after the load before the drain re-sample (default 2s).
-    pub drain_wait: Option<HumanDuration>,
+    pub drain_wait: Option<Spanned<HumanDuration>>,
     /// URL that forces a GC before the drain re-sample.
     pub force_gc_url: Option<String>,
     /// Take a heap profile this often during the run (`"1h"`).
-    pub heap_profile_every: Option<HumanDuration>,
+    pub heap_profile_every: Option<Spanned<HumanDuration>>,
     /// How many of the latest scheduled heap profiles to keep (default 3).
     pub heap_profiles_kept: Option<usize>,
     /// The target's request counter: `{ url = ".../metrics", metric = "http_requests_total" }`
@@ -300,11 +300,11 @@ pub struct PrometheusFile {
 #[serde(deny_unknown_fields)]
 pub struct GatesFile {
     /// Share of steady requests treated as warm-up (default 0.1).
-    pub warmup_share: Option<f64>,
+    pub warmup_share: Option<Spanned<f64>>,
     /// Equal-work windows (default 10).
-    pub windows: Option<usize>,
+    pub windows: Option<Spanned<usize>>,
     /// Confidence level (default 0.95).
-    pub confidence: Option<f64>,
+    pub confidence: Option<Spanned<f64>>,
     /// Fail when the projected time to the memory limit is shorter.
     pub min_time_to_limit: Option<HumanDuration>,
     /// Go on for up to this long when inconclusive at the planned end.
@@ -340,5 +340,5 @@ pub struct LatencyFile {
     /// p99 limit.
     pub p99: Option<HumanDuration>,
     /// Error-rate limit, 0..1.
-    pub error_rate: Option<f64>,
+    pub error_rate: Option<Spanned<f64>>,
 }

@@ -15,9 +15,19 @@ use plan::Plan;
 
 /// Reads, validates and resolves a scenario file, applying `key=value` overrides first.
 pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Plan, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ScenarioError::Read {
         path: path.to_path_buf(),
         source,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let good = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(&e.as_bytes()[..good]);
+        ScenarioError::at(
+            path,
+            &text,
+            good..good,
+            "not UTF-8 text: a scenario file is TOML, which is UTF-8",
+        )
     })?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let dir = if dir.as_os_str().is_empty() {
@@ -50,9 +60,36 @@ pub fn parse(
                 .map(|(k, _)| k.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
-            message: e.message().trim().to_string(),
+            message: error::one_line(e.message()),
         })?;
-    resolve::Resolver::new(path, &merged, placeholders).plan(file)
+    match resolve::Resolver::new(path, &merged, placeholders).plan(file) {
+        Ok(plan) => Ok(plan),
+        // Positions in the merged text are nowhere in the file: a mistake the file has on its
+        // own is shown where it is in the file; anything else is the overrides'.
+        Err(ScenarioError::At { message, .. }) => {
+            let original = toml::from_str::<file::ScenarioFile>(text)
+                .ok()
+                .and_then(|f| {
+                    resolve::Resolver::new(path, text, placeholders)
+                        .plan(f)
+                        .err()
+                });
+            match original {
+                Some(e @ ScenarioError::At { .. }) if e.message() == Some(message.as_str()) => {
+                    Err(e)
+                }
+                _ => Err(ScenarioError::Override {
+                    key: overrides
+                        .iter()
+                        .map(|(k, _)| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    message,
+                }),
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Sets dotted keys (`load.connections=64`, `load.phases.1.rate=3000`) in the TOML document.

@@ -11,7 +11,7 @@ use super::error::ScenarioError;
 use super::file::{GatesFile, LoadFile, ProbesFile, RateFile, ScenarioFile, TargetFile};
 use super::placeholders::Placeholders;
 use super::plan::*;
-use super::units::Slope;
+use super::units::{MAX_DURATION_SECS, Slope};
 
 /// Default TCP connections.
 pub const DEFAULT_CONNECTIONS: usize = 32;
@@ -19,6 +19,183 @@ pub const DEFAULT_CONNECTIONS: usize = 32;
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(1);
 /// Default per-request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default depth of the queue of arrivals waiting for a connection.
+pub const DEFAULT_MAX_QUEUE: usize = 10_000;
+
+// Limits. A scenario key and the flag that means the same thing share each one (the `check_*`
+// functions below take the name to show: `` `connections` `` or `--connections`).
+
+/// Highest arrival rate a schedule may plan, per second: arrivals leave in 2 ms ticks, and
+/// 20 000 requests a tick is far beyond what one machine can send.
+pub const MAX_RATE: f64 = 10_000_000.0;
+/// File descriptors kept for leakgate's own files, probes and listeners besides connections.
+pub const RESERVED_FDS: u64 = 64;
+/// Most concurrent streams on one HTTP/2 connection: servers allow 100–250
+/// (SETTINGS_MAX_CONCURRENT_STREAMS); past that, requests only wait in the client.
+pub const MAX_STREAMS_PER_CONNECTION: usize = 1000;
+/// Most request slots (connections × streams): each is a task with ~1 KiB of buffers.
+pub const MAX_IN_FLIGHT: usize = 1_000_000;
+/// Most driver threads: more threads than cores only contend, and no machine has this many.
+pub const MAX_THREADS: usize = 1024;
+/// Shortest request timeout (and `cancel_after`): tokio's timers count whole milliseconds.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+/// Longest request timeout (and `cancel_after`): a request open for a day hangs, and the gRPC
+/// `grpc-timeout` header tops out at 99 999 999 ms (27.8 h).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+/// Shortest statistics window: a window spans many 2 ms dispatch ticks and probe samples.
+pub const MIN_WINDOW: Duration = Duration::from_millis(100);
+/// Longest statistics window: a window is one point of the charts and of the rolling verdict.
+pub const MAX_WINDOW: Duration = Duration::from_secs(3600);
+/// Deepest queue of arrivals waiting for a connection: a few dozen bytes each, under a GiB.
+pub const MAX_QUEUE: usize = 10_000_000;
+/// Longest load (all phases together): the driver lays the schedule out per window at start;
+/// a longer soak is `leakgate watch`'s job, which judges a service for as long as it runs.
+pub const MAX_LOAD_DURATION: Duration = Duration::from_secs(30 * 86_400);
+/// Shortest probe interval: reading /proc and a /metrics page takes milliseconds.
+pub const MIN_PROBE_INTERVAL: Duration = Duration::from_millis(50);
+/// Shortest period between rolling verdicts: each judges every sample of its horizon.
+pub const MIN_EVALUATE_EVERY: Duration = Duration::from_millis(100);
+/// Shortest period between scheduled heap profiles: each costs the target a walk of its heap.
+pub const MIN_HEAP_PROFILE_EVERY: Duration = Duration::from_secs(1);
+/// Longest wait for a spawned target to become ready, to stop, or to drain after the load:
+/// a target that needs more than an hour is hung, and the run would wait for nothing.
+pub const MAX_WAIT: Duration = Duration::from_secs(3600);
+/// `[gates] warmup_share` (and `analyze --warmup-share`): at least a tenth must be judged.
+pub const WARMUP_SHARE: Range<f64> = 0.0..0.9;
+/// `[gates] windows` (and `analyze --windows`): the trend test needs four points; more than a
+/// thousand windows hold too few requests each for a floor.
+pub const WINDOWS: std::ops::RangeInclusive<usize> = 4..=1000;
+
+/// The open-files limit (RLIMIT_NOFILE, soft) less [`RESERVED_FDS`]: the most connections
+/// this process can hold open.
+pub fn max_connections() -> u64 {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft);
+    soft.saturating_sub(RESERVED_FDS).max(1)
+}
+
+/// Checks a connection count (`name` as the message shows it) against 1 and the open-files
+/// limit, and connections × streams against [`MAX_IN_FLIGHT`].
+pub fn check_connections(name: &str, connections: usize, streams: usize) -> Result<(), String> {
+    if connections == 0 {
+        return Err(format!("{name} must be at least 1, got 0"));
+    }
+    let max = max_connections();
+    if connections as u64 > max {
+        return Err(format!(
+            "{name} = {connections} is more than this process may open: the open-files limit \
+             (RLIMIT_NOFILE) allows {max} connections ({} less {RESERVED_FDS} for leakgate's own \
+             files); raise it with `ulimit -n` or use fewer",
+            max + RESERVED_FDS
+        ));
+    }
+    if connections.saturating_mul(streams) > MAX_IN_FLIGHT {
+        return Err(format!(
+            "{name} = {connections} with {streams} streams each is more than {MAX_IN_FLIGHT} \
+             requests in flight (each holds a task and its buffers)"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks concurrent streams per connection: 1 for HTTP/1.1, 1..=[`MAX_STREAMS_PER_CONNECTION`].
+pub fn check_streams(name: &str, streams: usize, protocol: Protocol) -> Result<(), String> {
+    if protocol == Protocol::Http1 && streams != 1 {
+        return Err(format!(
+            "{name} = {streams}: HTTP/1.1 carries one request at a time per connection (no \
+             pipelining); streams are for http2 and grpc"
+        ));
+    }
+    if !(1..=MAX_STREAMS_PER_CONNECTION).contains(&streams) {
+        return Err(format!(
+            "{name} must be from 1 to {MAX_STREAMS_PER_CONNECTION} (servers allow 100-250 \
+             concurrent streams), got {streams}"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a number of driver threads: 1..=[`MAX_THREADS`].
+pub fn check_threads(name: &str, threads: usize) -> Result<(), String> {
+    if (1..=MAX_THREADS).contains(&threads) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name} must be from 1 to {MAX_THREADS}, got {threads}"
+        ))
+    }
+}
+
+/// Checks a constant rate or a ramp's end: finite, above 0 (`zero_ok` for a ramp's end), at
+/// most [`MAX_RATE`].
+pub fn check_rate(name: &str, rps: f64, zero_ok: bool) -> Result<(), String> {
+    let low_ok = if zero_ok { rps >= 0.0 } else { rps > 0.0 };
+    if !low_ok || rps.is_nan() {
+        return Err(format!("{name} must be > 0 requests per second, got {rps}"));
+    }
+    if rps > MAX_RATE {
+        return Err(format!(
+            "{name} = {rps} is more than the scheduler can plan: at most {MAX_RATE:.0} requests \
+             per second"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a duration against `min..=max` (a `min` of 1 ns reads "longer than 0s").
+pub fn check_duration(name: &str, d: Duration, min: Duration, max: Duration) -> Result<(), String> {
+    if d < min {
+        if min.is_zero() || min == Duration::from_nanos(1) {
+            return Err(format!("{name} must be longer than 0s, got {d:?}"));
+        }
+        return Err(format!("{name} must be at least {min:?}, got {d:?}"));
+    }
+    if d > max {
+        return Err(format!("{name} must be at most {max:?}, got {d:?}"));
+    }
+    Ok(())
+}
+
+/// Checks the shortfall of the achieved rate that still counts as holding it: 0..1.
+pub fn check_tolerance(name: &str, tolerance: f64) -> Result<(), String> {
+    if (0.0..1.0).contains(&tolerance) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name} must be in 0..1 (0.01 = 1 %), got {tolerance}"
+        ))
+    }
+}
+
+/// Checks the depth of the queue of arrivals waiting for a connection: 1..=[`MAX_QUEUE`].
+pub fn check_max_queue(name: &str, max_queue: usize) -> Result<(), String> {
+    if (1..=MAX_QUEUE).contains(&max_queue) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name} must be from 1 to {MAX_QUEUE} (0 would drop every request that finds the \
+             connections busy), got {max_queue}"
+        ))
+    }
+}
+
+/// Checks `[gates] warmup_share` / `--warmup-share`.
+pub fn check_warmup_share(name: &str, share: f64) -> Result<(), String> {
+    if WARMUP_SHARE.contains(&share) {
+        Ok(())
+    } else {
+        Err(format!("{name} must be in 0..0.9, got {share}"))
+    }
+}
+
+/// Checks `[gates] windows` / `--windows`.
+pub fn check_windows(name: &str, windows: usize) -> Result<(), String> {
+    if WINDOWS.contains(&windows) {
+        Ok(())
+    } else {
+        Err(format!("{name} must be in 4..=1000, got {windows}"))
+    }
+}
 
 /// A URL with the byte span it was written at.
 type SpannedUrl = (String, Range<usize>);
@@ -48,6 +225,21 @@ impl<'a> Resolver<'a> {
         self.placeholders
             .fill(value)
             .map_err(|m| ScenarioError::at(self.path, self.text, span, m))
+    }
+
+    /// The value of an optional key, checked by `check`: an error points at the value.
+    fn value<T: Clone>(
+        &self,
+        v: &Option<Spanned<T>>,
+        check: impl FnOnce(&T) -> Result<(), String>,
+    ) -> Result<Option<T>, ScenarioError> {
+        match v {
+            Some(v) => {
+                check(v.get_ref()).map_err(|m| self.err(v.span(), m))?;
+                Ok(Some(v.get_ref().clone()))
+            }
+            None => Ok(None),
+        }
     }
 
     fn relative(&self, p: &str) -> PathBuf {
@@ -104,6 +296,12 @@ impl<'a> Resolver<'a> {
             Some(b) => Some((self.fill(b.span(), b.get_ref())?, b.span())),
             None => None,
         };
+        let start_timeout = self.value(&t.start_timeout, |d| {
+            check_duration("`start_timeout`", d.0, Duration::from_nanos(1), MAX_WAIT)
+        })?;
+        let stop_timeout = self.value(&t.stop_timeout, |d| {
+            check_duration("`stop_timeout`", d.0, Duration::ZERO, MAX_WAIT)
+        })?;
         let attach = t.pid.is_some()
             || t.pid_file.is_some()
             || t.cgroup.is_some()
@@ -161,9 +359,9 @@ impl<'a> Resolver<'a> {
                         None => self.placeholders.scenario_dir().to_path_buf(),
                     }),
                     ready,
-                    start_timeout: t.start_timeout.map_or(Duration::from_secs(60), |d| d.0),
+                    start_timeout: start_timeout.map_or(Duration::from_secs(60), |d| d.0),
                     memory_limit: t.memory_limit.map(|b| b.0),
-                    stop_timeout: t.stop_timeout.map_or(Duration::from_secs(5), |d| d.0),
+                    stop_timeout: stop_timeout.map_or(Duration::from_secs(5), |d| d.0),
                     build_bins: self.placeholders.bins_used(),
                 })
             }
@@ -216,27 +414,27 @@ impl<'a> Resolver<'a> {
         };
         check_base_url(&base_url).map_err(|m| self.err(base_span, m))?;
         let protocol = l.protocol.unwrap_or(Protocol::Http1);
-        let connections = l.connections.unwrap_or(DEFAULT_CONNECTIONS);
-        if connections == 0 {
-            return Err(self.err(span, "`connections` must be at least 1"));
-        }
-        let streams = l.streams_per_connection.unwrap_or(match protocol {
+        let streams = self.value(&l.streams_per_connection, |&s| {
+            check_streams("`streams_per_connection`", s, protocol)
+        })?;
+        let streams = streams.unwrap_or(match protocol {
             Protocol::Http1 => 1,
             Protocol::Http2 | Protocol::Grpc => 8,
         });
-        if streams == 0 || (protocol == Protocol::Http1 && streams != 1) {
-            return Err(self.err(
-                span,
-                "`streams_per_connection` must be >= 1, and 1 for http1 (no pipelining)",
-            ));
-        }
-        let tolerance = l.tolerance.unwrap_or(0.01);
-        if !(0.0..1.0).contains(&tolerance) {
-            return Err(self.err(
-                span,
-                format!("`tolerance` must be in 0..1 (0.01 = 1 %), got {tolerance}"),
-            ));
-        }
+        let connections = self.value(&l.connections, |&c| {
+            check_connections("`connections`", c, streams)
+        })?;
+        let connections = connections.unwrap_or(DEFAULT_CONNECTIONS);
+        let threads = self.value(&l.threads, |&t| check_threads("`threads`", t))?;
+        let tolerance = self.value(&l.tolerance, |&t| check_tolerance("`tolerance`", t))?;
+        let tolerance = tolerance.unwrap_or(0.01);
+        let timeout = self.value(&l.timeout, |t| {
+            check_duration("`timeout`", t.0, MIN_TIMEOUT, MAX_TIMEOUT)
+        })?;
+        let window = self.value(&l.window, |w| {
+            check_duration("`window`", w.0, MIN_WINDOW, MAX_WINDOW)
+        })?;
+        let max_queue = self.value(&l.max_queue, |&q| check_max_queue("`max_queue`", q))?;
         let phases = self.phases(l)?;
         let requests = self.requests(l, protocol)?;
         // Placeholders work in paths too (`{scenario_dir}/../proto/x.proto`).
@@ -271,23 +469,19 @@ impl<'a> Resolver<'a> {
             }
             (None, _) => None,
         };
-        let window = l.window.map_or(DEFAULT_WINDOW, |d| d.0);
-        if window < Duration::from_millis(100) {
-            return Err(self.err(span, "`window` must be at least 100ms"));
-        }
         Ok(LoadPlan {
             protocol,
             base_url,
             connections,
             streams_per_connection: streams,
-            threads: l.threads,
+            threads,
             phases,
             arrivals: l.arrivals.unwrap_or(Arrivals::Uniform),
             requests,
-            max_queue: l.max_queue.unwrap_or(10_000),
-            timeout: l.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0),
+            max_queue: max_queue.unwrap_or(DEFAULT_MAX_QUEUE),
+            timeout: timeout.map_or(DEFAULT_TIMEOUT, |d| d.0),
             rate_tolerance: tolerance,
-            window,
+            window: window.map_or(DEFAULT_WINDOW, |d| d.0),
             insecure: l.insecure,
             grpc,
             seed: l.seed,
@@ -302,20 +496,44 @@ impl<'a> Resolver<'a> {
             ));
         }
         let mut out = Vec::new();
+        let mut total = Duration::ZERO;
         for p in l.phases.get_ref() {
-            let span = p.span();
             let p = p.get_ref();
-            if p.duration.0.is_zero() {
-                return Err(self.err(span, "a phase's `duration` must be > 0"));
+            let duration = p.duration.get_ref().0;
+            let at = p.duration.span();
+            check_duration(
+                "a phase's `duration`",
+                duration,
+                Duration::from_nanos(1),
+                MAX_LOAD_DURATION,
+            )
+            .map_err(|m| self.err(at.clone(), m))?;
+            total = total.saturating_add(duration);
+            if total > MAX_LOAD_DURATION {
+                return Err(self.err(
+                    at,
+                    format!(
+                        "the phases add up to {total:?}, more than {MAX_LOAD_DURATION:?} (30 days); \
+                         a longer soak is `leakgate watch`'s job"
+                    ),
+                ));
             }
+            let rate_err = |m| self.err(p.rate.span(), m);
             let rate = match *p.rate.get_ref() {
-                RateFile::Constant(rps) => Rate::Constant { rps },
+                RateFile::Constant(rps) => {
+                    check_rate("`rate`", rps, false).map_err(rate_err)?;
+                    Rate::Constant { rps }
+                }
                 RateFile::Max => Rate::Max,
-                RateFile::Ramp { from, to } => Rate::Ramp { from, to },
+                RateFile::Ramp { from, to } => {
+                    check_rate("a ramp's `from`", from, true).map_err(rate_err)?;
+                    check_rate("a ramp's `to`", to, true).map_err(rate_err)?;
+                    Rate::Ramp { from, to }
+                }
             };
             out.push(Phase {
                 kind: p.kind.unwrap_or(PhaseKind::Steady),
-                duration: p.duration.0,
+                duration,
                 rate,
             });
         }
@@ -364,18 +582,44 @@ impl<'a> Resolver<'a> {
                     ),
                 ));
             }
-            let weight = r.weight.unwrap_or(1);
-            if weight == 0 {
-                return Err(self.err(span, "`weight` must be at least 1"));
-            }
+            check_template("`path`", &path).map_err(|m| self.err(r.path.span(), m))?;
+            let weight = self.value(&r.weight, |&w| {
+                if w == 0 {
+                    Err("`weight` must be at least 1".to_string())
+                } else {
+                    Ok(())
+                }
+            })?;
+            let weight = weight.unwrap_or(1);
+            let method_span = r.method.as_ref().map_or(span.clone(), |m| m.span());
             let method = r
                 .method
-                .clone()
+                .as_ref()
+                .map(|m| m.get_ref().clone())
                 .unwrap_or_else(|| if r.body.is_some() { "POST" } else { "GET" }.into())
                 .to_ascii_uppercase();
             if http::Method::from_bytes(method.as_bytes()).is_err() {
-                return Err(self.err(span, format!("`method` \"{method}\" is not an HTTP method")));
+                return Err(self.err(
+                    method_span,
+                    format!("`method` \"{method}\" is not an HTTP method"),
+                ));
             }
+            for (name, value) in &r.headers {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(self.err(
+                        value.span(),
+                        format!("header name \"{name}\" is not a valid HTTP header name"),
+                    ));
+                }
+                check_template(&format!("header `{name}`"), value.get_ref())
+                    .map_err(|m| self.err(value.span(), m))?;
+            }
+            if let Some(body) = &r.body {
+                check_template("`body`", body.get_ref()).map_err(|m| self.err(body.span(), m))?;
+            }
+            let cancel_after = self.value(&r.cancel_after, |d| {
+                check_duration("`cancel_after`", d.0, MIN_TIMEOUT, MAX_TIMEOUT)
+            })?;
             let abandon_after = match (r.abandon_after, r.abandon_after_messages, protocol) {
                 (Some(_), Some(_), _) => {
                     return Err(self.err(
@@ -404,12 +648,12 @@ impl<'a> Resolver<'a> {
                 headers: r
                     .headers
                     .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .map(|(k, v)| (k.clone(), v.get_ref().clone()))
                     .collect(),
-                body: r.body.clone(),
+                body: r.body.as_ref().map(|b| b.get_ref().clone()),
                 behaviour: Behaviour {
                     abandon_after,
-                    cancel_after: r.cancel_after.map(|d| d.0),
+                    cancel_after: cancel_after.map(|d| d.0),
                     new_connection: r.new_connection,
                 },
             });
@@ -423,16 +667,38 @@ impl<'a> Resolver<'a> {
             .probes
             .as_ref()
             .map_or((&default, 0..0), |p| (p.get_ref(), p.span()));
-        let interval = p.interval.map_or(Duration::from_secs(1), |d| d.0);
-        if interval < Duration::from_millis(50) {
-            return Err(self.err(span.clone(), "[probes] `interval` must be at least 50ms"));
-        }
-        let url = |r: &mut Self, u: &Option<String>| -> Result<Option<String>, ScenarioError> {
-            u.as_deref().map(|u| r.fill(span.clone(), u)).transpose()
+        let interval = self.value(&p.interval, |d| {
+            check_duration(
+                "[probes] `interval`",
+                d.0,
+                MIN_PROBE_INTERVAL,
+                Duration::from_secs_f64(MAX_DURATION_SECS),
+            )
+        })?;
+        let interval = interval.map_or(Duration::from_secs(1), |d| d.0);
+        let drain_wait = self.value(&p.drain_wait, |d| {
+            check_duration("[probes] `drain_wait`", d.0, Duration::ZERO, MAX_WAIT)
+        })?;
+        let heap_profile_every = self.value(&p.heap_profile_every, |d| {
+            check_duration(
+                "[probes] `heap_profile_every`",
+                d.0,
+                MIN_HEAP_PROFILE_EVERY,
+                Duration::from_secs_f64(MAX_DURATION_SECS),
+            )
+        })?;
+        let probe_url = |r: &mut Self, name: &str, u: &str| -> Result<String, ScenarioError> {
+            let u = r.fill(span.clone(), u)?;
+            check_probe_url(&format!("[probes] `{name}`"), &u)
+                .map_err(|m| r.err(span.clone(), m))?;
+            Ok(u)
+        };
+        let url = |r: &mut Self, name: &str, u: &Option<String>| {
+            u.as_deref().map(|u| probe_url(r, name, u)).transpose()
         };
         let prometheus = match &p.prometheus {
             Some(pr) => Some(PrometheusProbe {
-                url: self.fill(span.clone(), &pr.url)?,
+                url: probe_url(self, "prometheus.url", &pr.url)?,
                 metrics: pr.metrics.clone(),
             }),
             None => None,
@@ -444,16 +710,16 @@ impl<'a> Resolver<'a> {
             tree: p.tree,
             cgroup: p.cgroup.unwrap_or(has_process),
             prometheus,
-            expvar_url: url(self, &p.expvar_url)?,
-            goroutine_url: url(self, &p.goroutine_url)?,
-            heap_profile_url: url(self, &p.heap_profile_url)?,
-            drain_wait: p.drain_wait.map_or(Duration::from_secs(2), |d| d.0),
-            force_gc_url: url(self, &p.force_gc_url)?,
-            heap_profile_every: p.heap_profile_every.map(|d| d.0),
+            expvar_url: url(self, "expvar_url", &p.expvar_url)?,
+            goroutine_url: url(self, "goroutine_url", &p.goroutine_url)?,
+            heap_profile_url: url(self, "heap_profile_url", &p.heap_profile_url)?,
+            drain_wait: drain_wait.map_or(Duration::from_secs(2), |d| d.0),
+            force_gc_url: url(self, "force_gc_url", &p.force_gc_url)?,
+            heap_profile_every: heap_profile_every.map(|d| d.0),
             heap_profiles_kept: p.heap_profiles_kept.unwrap_or(3).max(1),
             requests_from: match &p.requests_from {
                 Some(r) => Some(RequestCounter {
-                    url: self.fill(span.clone(), &r.url)?,
+                    url: probe_url(self, "requests_from.url", &r.url)?,
                     metric: r.metric.clone(),
                 }),
                 None => None,
@@ -463,31 +729,21 @@ impl<'a> Resolver<'a> {
 
     fn gates(&mut self, f: &ScenarioFile) -> Result<GatePlan, ScenarioError> {
         let default = GatesFile::default();
-        let (g, span) = f
-            .gates
-            .as_ref()
-            .map_or((&default, 0..0), |g| (g.get_ref(), g.span()));
-        let warmup_share = g.warmup_share.unwrap_or(0.1);
-        if !(0.0..0.9).contains(&warmup_share) {
-            return Err(self.err(
-                span.clone(),
-                format!("[gates] `warmup_share` must be in 0..0.9, got {warmup_share}"),
-            ));
-        }
-        let windows = g.windows.unwrap_or(10);
-        if !(4..=1000).contains(&windows) {
-            return Err(self.err(
-                span.clone(),
-                format!("[gates] `windows` must be in 4..=1000, got {windows}"),
-            ));
-        }
-        let confidence = g.confidence.unwrap_or(0.95);
-        if !(0.5..1.0).contains(&confidence) {
-            return Err(self.err(
-                span.clone(),
-                format!("[gates] `confidence` must be in 0.5..1, got {confidence}"),
-            ));
-        }
+        let g = f.gates.as_ref().map_or(&default, |g| g.get_ref());
+        let warmup_share = self.value(&g.warmup_share, |&w| {
+            check_warmup_share("[gates] `warmup_share`", w)
+        })?;
+        let warmup_share = warmup_share.unwrap_or(0.1);
+        let windows = self.value(&g.windows, |&w| check_windows("[gates] `windows`", w))?;
+        let windows = windows.unwrap_or(10);
+        let confidence = self.value(&g.confidence, |&c| {
+            if (0.5..1.0).contains(&c) {
+                Ok(())
+            } else {
+                Err(format!("[gates] `confidence` must be in 0.5..1, got {c}"))
+            }
+        })?;
+        let confidence = confidence.unwrap_or(0.95);
         let mut signals = Vec::new();
         for (name, s) in &g.signals {
             let gate_span = s.span();
@@ -521,20 +777,21 @@ impl<'a> Resolver<'a> {
             });
         }
         let l = &g.latency;
-        if let Some(e) = l.error_rate
-            && !(0.0..=1.0).contains(&e)
-        {
-            return Err(self.err(
-                span,
-                format!("[gates.latency] `error_rate` must be in 0..1, got {e}"),
-            ));
-        }
+        let error_rate = self.value(&l.error_rate, |&e| {
+            if (0.0..=1.0).contains(&e) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "[gates.latency] `error_rate` must be in 0..1, got {e}"
+                ))
+            }
+        })?;
         Ok(GatePlan {
             signals,
             latency: LatencyGate {
                 p95: l.p95.map(|d| d.0),
                 p99: l.p99.map(|d| d.0),
-                error_rate: l.error_rate,
+                error_rate,
             },
             warmup_share,
             windows,
@@ -543,6 +800,21 @@ impl<'a> Resolver<'a> {
             extend_if_inconclusive: g.extend_if_inconclusive.map(|d| d.0),
         })
     }
+}
+
+/// Checks that a probe URL is one the probes can read: `http://host[:port]/...`.
+pub fn check_probe_url(name: &str, url: &str) -> Result<(), String> {
+    if !url.starts_with("http://") {
+        return Err(format!("{name} \"{url}\": only http:// URLs can be probed"));
+    }
+    check_base_url(url).map_err(|e| e.replace("`base_url`", name))
+}
+
+/// Checks that `text` compiles as a request template (`{{seq}}`, ...).
+pub fn check_template(name: &str, text: &str) -> Result<(), String> {
+    crate::load::template::Template::compile(text)
+        .map(|_| ())
+        .map_err(|e| format!("{name}: {e}"))
 }
 
 /// Checks that a base URL is `http(s)://host[:port][/path]`.
@@ -560,6 +832,20 @@ pub fn check_base_url(url: &str) -> Result<(), String> {
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(format!("`base_url` \"{url}\" has no host"));
+    }
+    // `http::Uri` takes any digits as a port (and reads a port past 65535 as none at all).
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let after_host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(_, rest)| rest),
+        None => host_port.find(':').map_or("", |i| &host_port[i..]),
+    };
+    if let Some(port) = after_host.strip_prefix(':').filter(|p| !p.is_empty())
+        && !port.parse::<u16>().is_ok_and(|p| p > 0)
+    {
+        return Err(format!(
+            "`base_url` \"{url}\": port {port} is not a TCP port (1 to 65535)"
+        ));
     }
     Ok(())
 }

@@ -9,7 +9,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
-/// Parses `"30s"`, `"1.5m"`, `"250ms"`, `"2h"`, `"1m30s"`.
+/// The longest duration any value may have, in seconds (about 31 years): anything longer is a
+/// typo, and instants that far ahead overflow the clock's arithmetic.
+pub const MAX_DURATION_SECS: f64 = 1e9;
+
+/// Parses `"30s"`, `"1.5m"`, `"250ms"`, `"10µs"`, `"2h"`, `"1m30s"`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     let err = || {
@@ -29,12 +33,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
         let value: f64 = rest[..num_len].parse().map_err(|_| err())?;
         rest = rest[num_len..].trim_start();
+        // Not only ASCII letters: `µs` starts with the micro sign (or a Greek mu).
         let unit_len = rest
-            .find(|c: char| !c.is_ascii_alphabetic())
+            .find(|c: char| !c.is_alphabetic())
             .unwrap_or(rest.len());
         let factor = match &rest[..unit_len] {
             "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
+            "us" | "µs" | "μs" => 1e-6,
             "ms" => 1e-3,
             "s" | "sec" => 1.0,
             "m" | "min" => 60.0,
@@ -45,8 +50,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         total += value * factor;
         rest = rest[unit_len..].trim_start();
     }
-    if !total.is_finite() || total > 1e9 {
-        return Err(err());
+    if !total.is_finite() || total > MAX_DURATION_SECS {
+        return Err(format!(
+            "{}; at most {MAX_DURATION_SECS:e} s (about 31 years)",
+            err()
+        ));
     }
     Ok(Duration::from_secs_f64(total))
 }
@@ -105,6 +113,8 @@ fn byte_factor(unit: &str) -> Option<f64> {
         "KiB" | "Ki" => 1024.0,
         "MiB" | "Mi" => 1024.0 * 1024.0,
         "GiB" | "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "TB" | "T" => 1e12,
+        "TiB" | "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
         _ => return None,
     })
 }
@@ -183,14 +193,23 @@ impl<'de> Deserialize<'de> for HumanDuration {
                 parse_duration(v).map(HumanDuration).map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                u64::try_from(v)
-                    .map(|s| HumanDuration(Duration::from_secs(s)))
-                    .map_err(|_| E::custom(format!("a duration cannot be negative, got {v}")))
+                if v < 0 {
+                    return Err(E::custom(format!("a duration cannot be negative, got {v}")));
+                }
+                if v as f64 > MAX_DURATION_SECS {
+                    return Err(E::custom(format!(
+                        "expected seconds from 0 to {MAX_DURATION_SECS:e} (about 31 years), got {v}"
+                    )));
+                }
+                self.visit_f64(v as f64)
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Duration::try_from_secs_f64(v)
-                    .map(HumanDuration)
-                    .map_err(|_| E::custom(format!("expected seconds >= 0, got {v}")))
+                if !(0.0..=MAX_DURATION_SECS).contains(&v) {
+                    return Err(E::custom(format!(
+                        "expected seconds from 0 to {MAX_DURATION_SECS:e} (about 31 years), got {v}"
+                    )));
+                }
+                Ok(HumanDuration(Duration::from_secs_f64(v)))
             }
         }
         d.deserialize_any(V)
@@ -293,7 +312,19 @@ mod tests {
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1.5m").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration(" 2h ").unwrap(), Duration::from_secs(7200));
-        for bad in ["", "30", "s", "3 parsecs", "-1s", "1e400s"] {
+        assert_eq!(parse_duration("10µs").unwrap(), Duration::from_micros(10));
+        assert_eq!(parse_duration("10 μs").unwrap(), Duration::from_micros(10));
+        assert_eq!(parse_duration("10us").unwrap(), Duration::from_micros(10));
+        for bad in [
+            "",
+            "30",
+            "s",
+            "3 parsecs",
+            "-1s",
+            "1e400s",
+            "10µ",
+            "1000000001s",
+        ] {
             let e = parse_duration(bad).unwrap_err();
             assert!(e.contains("expected a duration"), "{bad}: {e}");
         }

@@ -225,7 +225,7 @@ fn merged(windows: &[&Window]) -> Option<Histogram<u64>> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(w.corrected_hist.as_bytes())
             .ok()?;
-        let h: Histogram<u64> = de.deserialize(&mut bytes.as_slice()).ok()?;
+        let h = crate::load::stats::decode_bytes(&mut de, &bytes)?;
         total.add(&h).ok()?;
     }
     (!total.is_empty()).then_some(total)
