@@ -16,6 +16,7 @@ fn plan(cmd: &[&str], ready: Readiness) -> SpawnPlan {
         memory_limit: None,
         stop_timeout: Duration::from_secs(2),
         build_bins: vec![],
+        build_go: vec![],
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::probe::ProbeSet;
-use crate::scenario::placeholders::default_bin_dir;
+use crate::scenario::placeholders::{default_bin_dir, default_go_dir, workspace_dir};
 use crate::scenario::plan::{Plan, ProbePlan, TargetPlan};
 use crate::supervise::{self, Attached, ExitInfo, SuperviseError, Supervised, find};
 
@@ -20,6 +20,16 @@ pub enum TargetError {
     Build {
         /// The binary.
         bin: String,
+        /// Why.
+        reason: String,
+    },
+    /// A Go target the scenario uses could not be built.
+    #[error(
+        "cannot build the Go target `{name}` (needed by the scenario's {{go:{name}}}): {reason}"
+    )]
+    BuildGo {
+        /// The target's name (its folder under targets/go/).
+        name: String,
         /// Why.
         reason: String,
     },
@@ -51,6 +61,9 @@ impl Target {
             TargetPlan::Spawn(s) => {
                 for bin in &s.build_bins {
                     ensure_built(bin)?;
+                }
+                for name in &s.build_go {
+                    ensure_go_built(name)?;
                 }
                 Kind::Spawned(supervise::spawn(s, run_dir)?)
             }
@@ -159,6 +172,64 @@ pub fn ensure_built(bin: &str) -> Result<(), TargetError> {
             bin: bin.into(),
             reason: format!("cargo build {status}; expected {}", dir.join(bin).display()),
         });
+    }
+    Ok(())
+}
+
+/// Builds a Go target of this workspace (`targets/go/NAME`) with `targets/go/build.sh` when its
+/// binary is missing or older than a file of its sources. Without the sources (leakgate moved
+/// away from its workspace) or without a Go toolchain, an existing binary is used as it is.
+pub fn ensure_go_built(name: &str) -> Result<(), TargetError> {
+    let bin = default_go_dir().join(name);
+    let src = workspace_dir().join("targets").join("go").join(name);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let newest_source = std::fs::read_dir(&src)
+        .ok()
+        .and_then(|entries| entries.flatten().filter_map(|e| modified(&e.path())).max());
+    match (modified(&bin), newest_source) {
+        (Some(_), None) => return Ok(()),
+        (Some(built), Some(source)) if built >= source => return Ok(()),
+        _ => {}
+    }
+    let err = |reason: String| TargetError::BuildGo {
+        name: name.into(),
+        reason,
+    };
+    if newest_source.is_none() {
+        return Err(err(format!(
+            "{} is missing and there are no sources at {}",
+            bin.display(),
+            src.display()
+        )));
+    }
+    let script = workspace_dir().join("targets").join("go").join("build.sh");
+    eprintln!("leakgate: building the Go target {name} (targets/go/build.sh)...");
+    let status = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(name)
+        .env("LEAKGATE_GO_BIN_DIR", default_go_dir())
+        .status()
+        .map_err(|e| err(format!("cannot run {}: {e}", script.display())))?;
+    let no_go = status.code() == Some(127);
+    if no_go && modified(&bin).is_some() {
+        // Sources newer than the binary (a checkout touches them too) but nothing to build
+        // with: the binary there is the best there is.
+        eprintln!(
+            "leakgate: no Go toolchain to rebuild {}; using it as it is",
+            bin.display()
+        );
+        return Ok(());
+    }
+    if !status.success() || !bin.exists() {
+        let hint = if no_go {
+            " (no Go toolchain: install Debian's golang-go, as ./ci/test.sh does)"
+        } else {
+            ""
+        };
+        return Err(err(format!(
+            "targets/go/build.sh {status}; expected {}{hint}",
+            bin.display()
+        )));
     }
     Ok(())
 }

@@ -1,8 +1,11 @@
-//! Placeholders in scenario strings: `{port:NAME}`, `{bin:NAME}`, `{scenario_dir}`, `{bin_dir}`.
+//! Placeholders in scenario strings: `{port:NAME}`, `{bin:NAME}`, `{go:NAME}`, `{scenario_dir}`,
+//! `{bin_dir}`.
 //!
 //! They let shipped scenarios run from a clean clone: ports are picked free on 127.0.0.1 (the
-//! same NAME gives the same port everywhere in the file) and `{bin:NAME}` points at a binary of
-//! this workspace next to the `leakgate` executable, built on demand.
+//! same NAME gives the same port everywhere in the file), `{bin:NAME}` points at a binary of
+//! this workspace next to the `leakgate` executable, built on demand, and `{go:NAME}` at a Go
+//! target of this workspace (`targets/go/NAME`) in `target/go/`, built on demand with
+//! `targets/go/build.sh`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
@@ -13,8 +16,10 @@ use std::path::{Path, PathBuf};
 pub struct Placeholders {
     ports: BTreeMap<String, u16>,
     bins: BTreeSet<String>,
+    go_bins: BTreeSet<String>,
     scenario_dir: PathBuf,
     bin_dir: PathBuf,
+    go_dir: PathBuf,
 }
 
 impl Placeholders {
@@ -23,8 +28,10 @@ impl Placeholders {
         Self {
             ports: BTreeMap::new(),
             bins: BTreeSet::new(),
+            go_bins: BTreeSet::new(),
             scenario_dir: scenario_dir.to_path_buf(),
             bin_dir,
+            go_dir: default_go_dir(),
         }
     }
 
@@ -36,6 +43,11 @@ impl Placeholders {
     /// Workspace binaries named by `{bin:NAME}` so far.
     pub fn bins_used(&self) -> Vec<String> {
         self.bins.iter().cloned().collect()
+    }
+
+    /// Go targets named by `{go:NAME}` so far.
+    pub fn go_bins_used(&self) -> Vec<String> {
+        self.go_bins.iter().cloned().collect()
     }
 
     /// Replaces every placeholder in `text`; other braces (such as `{{seq}}`) are left alone.
@@ -70,19 +82,24 @@ impl Placeholders {
         match (kind, name) {
             ("scenario_dir", "") => Ok(Some(self.scenario_dir.display().to_string())),
             ("bin_dir", "") => Ok(Some(self.bin_dir.display().to_string())),
-            ("port" | "bin", "") => Err(format!(
+            ("port" | "bin" | "go", "") => Err(format!(
                 "placeholder {{{inner}}} needs a name, e.g. {{{kind}:http}}"
             )),
             ("port", name) => Ok(Some(self.port(name)?.to_string())),
-            ("bin", name) => {
+            ("bin" | "go", name) => {
                 if !name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
                 {
-                    return Err(format!("{{bin:{name}}}: not a binary name"));
+                    return Err(format!("{{{kind}:{name}}}: not a binary name"));
                 }
-                self.bins.insert(name.to_string());
-                Ok(Some(self.bin_dir.join(name).display().to_string()))
+                let (names, dir) = if kind == "bin" {
+                    (&mut self.bins, &self.bin_dir)
+                } else {
+                    (&mut self.go_bins, &self.go_dir)
+                };
+                names.insert(name.to_string());
+                Ok(Some(dir.join(name).display().to_string()))
             }
             _ => Ok(None),
         }
@@ -116,6 +133,21 @@ pub fn default_bin_dir() -> PathBuf {
     dir
 }
 
+/// This workspace's root, as built (the `{bin:NAME}` and `{go:NAME}` sources live there).
+pub fn workspace_dir() -> PathBuf {
+    let harness = Path::new(env!("CARGO_MANIFEST_DIR"));
+    harness.parent().unwrap_or(harness).to_path_buf()
+}
+
+/// Folder of the built Go targets: `target/go` in this workspace (where `targets/go/build.sh`
+/// puts them), or `LEAKGATE_GO_BIN_DIR` (which build.sh honours too).
+pub fn default_go_dir() -> PathBuf {
+    match std::env::var_os("LEAKGATE_GO_BIN_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => workspace_dir().join("target").join("go"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +163,25 @@ mod tests {
         assert_eq!(p.bins_used(), vec!["rest-target".to_string()]);
         assert!(p.fill("{port:}").is_err());
         assert!(p.fill("{bin:../x}").is_err());
+    }
+
+    #[test]
+    fn go_targets_resolve_to_the_go_folder() {
+        let mut p = Placeholders::new(Path::new("/s"), PathBuf::from("/b"));
+        let exe = p.fill("{go:leaktarget}").unwrap();
+        assert_eq!(
+            PathBuf::from(&exe),
+            default_go_dir().join("leaktarget"),
+            "{exe}"
+        );
+        p.fill("x {go:leaktarget} {bin:rest-target}").unwrap();
+        assert_eq!(p.go_bins_used(), vec!["leaktarget".to_string()]);
+        assert_eq!(p.bins_used(), vec!["rest-target".to_string()]);
+        assert!(p.fill("{go:}").is_err());
+        assert!(p.fill("{go:../../etc/x}").is_err());
+        if std::env::var_os("LEAKGATE_GO_BIN_DIR").is_none() {
+            assert!(exe.ends_with("target/go/leaktarget"), "{exe}");
+            assert!(workspace_dir().join("targets/go/build.sh").exists());
+        }
     }
 }

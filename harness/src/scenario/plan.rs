@@ -69,6 +69,10 @@ pub struct SpawnPlan {
     pub stop_timeout: Duration,
     /// Workspace binaries the command uses (`{bin:NAME}`), built with cargo when missing.
     pub build_bins: Vec<String>,
+    /// Go targets of this workspace the command uses (`{go:NAME}`), built with
+    /// `targets/go/build.sh` when missing or older than their sources.
+    #[serde(default)]
+    pub build_go: Vec<String>,
 }
 
 /// When a spawned target counts as ready.

@@ -363,6 +363,7 @@ impl<'a> Resolver<'a> {
                     memory_limit: t.memory_limit.map(|b| b.0),
                     stop_timeout: stop_timeout.map_or(Duration::from_secs(5), |d| d.0),
                     build_bins: self.placeholders.bins_used(),
+                    build_go: self.placeholders.go_bins_used(),
                 })
             }
             (None, true) => TargetPlan::Attach(AttachPlan {

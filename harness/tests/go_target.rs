@@ -1,0 +1,209 @@
+//! The gate against a runtime this project did not write: the Go `net/http` reference target
+//! (`targets/go/leaktarget`, standard library only) under the shipped `go-*` scenarios, through
+//! the real `leakgate` binary. Leaky → exit 1 naming the signals; fixed and bounded → exit 0.
+//!
+//! The scenarios name the binary `{go:leaktarget}` (`target/go/leaktarget`), which leakgate
+//! builds with `targets/go/build.sh` when Go is installed. With neither the binary nor a Go
+//! toolchain the tests print SKIPPED, and fail when `CI` is set: `./ci/test.sh` installs
+//! Debian's golang-go and builds the target before `cargo test`. Runs one scenario at a time.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use leakgate::scenario::placeholders::default_go_dir;
+
+mod runs;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(format!("{name}.toml"))
+}
+
+/// Whether the Go target can run here: built, or buildable by leakgate on first use. Panics
+/// when it cannot and `CI` is set.
+fn go_target(test: &str) -> bool {
+    let bin = default_go_dir().join("leaktarget");
+    if bin.exists() {
+        return true;
+    }
+    let go = Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if go {
+        return true; // leakgate builds it with targets/go/build.sh on first use
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: the Go target {} is missing and there is no Go toolchain to build it; \
+         ./ci/test.sh installs Debian's golang-go and builds it (bash targets/go/build.sh)",
+        bin.display()
+    );
+    eprintln!(
+        "SKIPPED {test}: {} is missing and Go is not installed \
+         (apt-get install golang-go, or run ./ci/test.sh)",
+        bin.display()
+    );
+    false
+}
+
+struct Run {
+    code: i32,
+    text: String,
+    dir: PathBuf,
+    summary: serde_json::Value,
+    _results: tempfile::TempDir,
+}
+
+fn run(name: &str) -> Run {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let results = tempfile::tempdir().unwrap();
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_leakgate"))
+        .env_remove("RUST_BACKTRACE")
+        .arg("run")
+        .arg(scenario(name))
+        .args(["--no-progress", "--results-dir"])
+        .arg(results.path())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = std::fs::read_dir(results.path())
+        .unwrap()
+        .next()
+        .unwrap_or_else(|| panic!("{name}: no run folder\n{text}"))
+        .unwrap()
+        .path();
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("summary.json"))
+            .unwrap_or_else(|e| panic!("{name}: summary.json: {e}\n{text}")),
+    )
+    .unwrap();
+    let errors: Vec<String> = runs::summary_validator()
+        .iter_errors(&summary)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{name}: summary.json: {errors:?}");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        text,
+        dir,
+        summary,
+        _results: results,
+    }
+}
+
+fn gates_with(s: &serde_json::Value, outcome: &str) -> Vec<String> {
+    s["verdict"]["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["outcome"] == outcome)
+        .filter_map(|g| g["signal"].as_str().map(String::from))
+        .collect()
+}
+
+/// The scenario ran against the Go binary and its probes read the Go runtime.
+fn check_go_signals(name: &str, r: &Run) {
+    let command = r.summary["plan"]["target"]["command"][0].as_str().unwrap();
+    assert!(command.ends_with("go/leaktarget"), "{name}: {command}");
+    let samples = std::fs::read_to_string(r.dir.join("samples.ndjson")).unwrap();
+    for sig in [
+        "\"go_goroutines\"",
+        "\"go_heap_inuse_bytes\"",
+        "\"fd_count\"",
+    ] {
+        assert!(samples.contains(sig), "{name}: no {sig} in samples.ndjson");
+    }
+}
+
+fn leaky(name: &str, signals: &[&str]) -> Option<Run> {
+    if !go_target(name) {
+        return None;
+    }
+    let r = run(name);
+    assert_eq!(r.code, 1, "{name} should fail the gate:\n{}", r.text);
+    check_go_signals(name, &r);
+    let failed = gates_with(&r.summary, "fail");
+    for sig in signals {
+        assert!(
+            failed.iter().any(|f| f == sig),
+            "{name}: {sig} not among failed {failed:?}\n{}",
+            r.text
+        );
+        assert!(
+            r.text.contains(&format!("FAIL  {sig}")),
+            "{name}: output does not name {sig}:\n{}",
+            r.text
+        );
+    }
+    Some(r)
+}
+
+fn clean(name: &str) {
+    if !go_target(name) {
+        return;
+    }
+    let r = run(name);
+    assert_eq!(r.code, 0, "{name} should pass:\n{}", r.text);
+    check_go_signals(name, &r);
+    assert_eq!(r.summary["verdict"]["outcome"], "pass", "{}", r.text);
+}
+
+#[test]
+fn go_unbounded_cache_leaks() {
+    let Some(r) = leaky(
+        "go-unbounded-cache",
+        &["go_heap_inuse_bytes", "cache_entries"],
+    ) else {
+        return;
+    };
+    // Go's own heap profiles (/debug/pprof/heap) name the site that holds the memory.
+    let md = std::fs::read_to_string(r.dir.join("summary.md")).unwrap();
+    let top = md
+        .lines()
+        .skip_while(|l| !l.starts_with("| site |"))
+        .nth(2)
+        .unwrap_or_else(|| panic!("no heap table in summary.md:\n{md}"));
+    assert!(top.contains("`main.makeValue`"), "{top}\n{md}");
+}
+
+#[test]
+fn go_bounded_cache_plateau_passes() {
+    clean("go-bounded-cache");
+}
+
+#[test]
+fn go_fixed_cache_passes() {
+    clean("go-cache-fixed");
+}
+
+#[test]
+fn go_unclosed_bodies_leak() {
+    leaky(
+        "go-unclosed-bodies",
+        &["fd_count", "go_goroutines", "open_upstream_responses"],
+    );
+}
+
+#[test]
+fn go_closed_bodies_pass() {
+    clean("go-closed-bodies");
+}
+
+#[test]
+fn go_leaked_goroutines_leak() {
+    leaky("go-leaked-goroutines", &["go_goroutines"]);
+}
+
+#[test]
+fn go_bounded_goroutines_pass() {
+    clean("go-bounded-goroutines");
+}

@@ -1,0 +1,3 @@
+module leakgate/targets/go/leaktarget
+
+go 1.19
