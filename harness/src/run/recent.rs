@@ -11,7 +11,10 @@ use crate::scenario::plan::Horizon;
 
 /// Most samples kept; past this the older half is merged pairwise into floors (the minimum
 /// of each signal), which is what the verdict judges anyway.
-pub const MAX_SAMPLES: usize = 4096;
+pub const MAX_SAMPLES: usize = 2048;
+
+/// Most evaluation periods kept; past this the two oldest are merged (their histograms add).
+pub const MAX_PERIODS: usize = 64;
 
 /// Latency and counts of one evaluation period, its histogram kept encoded (a few KB).
 #[derive(Debug, Clone)]
@@ -26,6 +29,8 @@ struct Period {
 /// Recent samples and per-period latency of a run.
 #[derive(Debug)]
 pub struct Recent {
+    /// The signals a rolling verdict judges (the rest of each sample is not kept).
+    keep: Vec<String>,
     samples: VecDeque<ProbeSample>,
     periods: VecDeque<Period>,
     /// Corrected latency of the windows since the last evaluation.
@@ -37,14 +42,15 @@ pub struct Recent {
 
 impl Default for Recent {
     fn default() -> Self {
-        Self::new()
+        Self::new(Vec::new())
     }
 }
 
 impl Recent {
-    /// Empty.
-    pub fn new() -> Self {
+    /// Empty; only the signals in `keep` are kept from each sample (all when it is empty).
+    pub fn new(keep: Vec<String>) -> Self {
         Self {
+            keep,
             samples: VecDeque::new(),
             periods: VecDeque::new(),
             open: None,
@@ -59,7 +65,11 @@ impl Recent {
         if s.t < 0.0 {
             return;
         }
-        self.samples.push_back(s.clone());
+        let mut s = s.clone();
+        if !self.keep.is_empty() {
+            s.signals.retain(|k, _| self.keep.iter().any(|w| w == k));
+        }
+        self.samples.push_back(s);
         if self.samples.len() > MAX_SAMPLES {
             self.thin();
         }
@@ -102,7 +112,32 @@ impl Recent {
         self.open_completed = 0;
         self.open_failed = 0;
         self.open_duration = 0.0;
+        if self.periods.len() > MAX_PERIODS {
+            self.merge_oldest_periods();
+        }
         (rate, p95, p99)
+    }
+
+    /// Merges the two oldest periods into one: counts add, histograms add exactly.
+    fn merge_oldest_periods(&mut self) {
+        let (Some(a), Some(b)) = (self.periods.pop_front(), self.periods.pop_front()) else {
+            return;
+        };
+        let merged = match (stats::decode(&a.corrected), stats::decode(&b.corrected)) {
+            (Some(mut x), Some(y)) => {
+                let _ = x.add(&y);
+                stats::encode(&x)
+            }
+            (Some(_), None) => a.corrected.clone(),
+            (None, _) => b.corrected.clone(),
+        };
+        self.periods.push_front(Period {
+            end: b.end,
+            completed: a.completed + b.completed,
+            failed: a.failed + b.failed,
+            duration: a.duration + b.duration,
+            corrected: merged,
+        });
     }
 
     /// Drops what lies before `start` (seconds since load start).
@@ -238,7 +273,7 @@ mod tests {
 
     #[test]
     fn memory_stays_bounded_and_floors_survive() {
-        let mut r = Recent::new();
+        let mut r = Recent::new(Vec::new());
         for i in 0..50_000 {
             // A sawtooth whose floor is 100 everywhere.
             r.push_sample(&sample(f64::from(i), 100.0 + f64::from(i % 7)));
@@ -252,7 +287,7 @@ mod tests {
 
     #[test]
     fn horizons() {
-        let mut r = Recent::new();
+        let mut r = Recent::new(vec!["rss_bytes".into()]);
         for i in 0..100 {
             r.push_sample(&sample(f64::from(i), 1.0));
         }
@@ -269,7 +304,7 @@ mod tests {
 
     #[test]
     fn periods_merge_latency_exactly() {
-        let mut r = Recent::new();
+        let mut r = Recent::new(Vec::new());
         let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
         for v in 1..=100u64 {
             h.record(v * 1000).unwrap();
@@ -288,6 +323,13 @@ mod tests {
         r.push_window(&w);
         r.close_period(2.0);
         assert_eq!(r.work_since(0.0), (200, 2.0));
+        // However many periods pass, they stay few, and their counts add up.
+        for i in 3..200 {
+            r.push_window(&w);
+            r.close_period(f64::from(i));
+        }
+        assert!(r.periods.len() <= MAX_PERIODS + 1);
+        assert_eq!(r.work_since(0.0).0, 200 * 100);
         let (p95, _) = r.latency_since(0.0).unwrap();
         assert!((p95 - 95.0).abs() < 0.1);
         assert!(r.latency_since(5.0).is_none());

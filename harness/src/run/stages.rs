@@ -210,7 +210,19 @@ pub fn drive(
         probes,
         completed,
     } = warm;
-    let recent = Arc::new(Mutex::new(Recent::new()));
+    // The rolling verdict needs only the gated signals and a collection counter.
+    let keep = plan
+        .gates
+        .signals
+        .iter()
+        .map(|g| g.signal.clone())
+        .chain(
+            crate::verdict::series::GC_COUNTERS
+                .iter()
+                .map(|c| c.to_string()),
+        )
+        .collect();
+    let recent = Arc::new(Mutex::new(Recent::new(keep)));
     let sampler = {
         let (writer, recent) = (folder.writer.clone(), recent.clone());
         let mut on_sample = opts.on_sample.take();
@@ -306,11 +318,18 @@ fn chores(plan: &Plan, folder: &Folder, t0: Instant) -> Vec<(Duration, super::ro
     out.push((
         every,
         Box::new(move |t| {
-            let cutoff = t - age.as_secs_f64();
-            if cutoff > 0.0
-                && let Err(e) = writer.compact(cutoff, COMPACT_BUCKET)
-            {
-                eprintln!("leakgate: warning: samples not compacted: {e}");
+            // Two tiers: one record a minute after `age`, one per ten minutes after six ages,
+            // so a day at 5 000 req/s stays a few MB.
+            let age = age.as_secs_f64();
+            for (cutoff, bucket) in [
+                (t - 6.0 * age, 10.0 * COMPACT_BUCKET),
+                (t - age, COMPACT_BUCKET),
+            ] {
+                if cutoff > 0.0
+                    && let Err(e) = writer.compact(cutoff, bucket)
+                {
+                    eprintln!("leakgate: warning: samples not compacted: {e}");
+                }
             }
         }),
     ));

@@ -75,6 +75,7 @@ impl Writer {
             total.bytes_after += s.bytes_after;
         }
         *out = BufWriter::new(open_append(&self.path)?);
+        release_freed_memory();
         Ok(total)
     }
 
@@ -91,6 +92,17 @@ impl Writer {
         std::fs::rename(&self.path, &segment)?;
         *out = BufWriter::new(open_append(&self.path)?);
         Ok(segment)
+    }
+}
+
+/// Hands the memory a compaction freed back to the system: reading and merging an hour of
+/// records allocates several MB at once, which glibc would otherwise keep, and leakgate's own
+/// RSS must stay flat over a day-long soak.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions; it only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

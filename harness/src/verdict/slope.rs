@@ -65,8 +65,7 @@ pub fn analyze(fx: &[f64], fy: &[f64], confidence: f64) -> Option<FloorStats> {
     let rising = fy.windows(2).filter(|w| w[1] > w[0]).count();
     let total_rise = (fy[n - 1] - fy[0]).max(0.0);
     // A fall within one noise deviation is no fall: the floors of a staircase's level wander.
-    let tolerance =
-        (FALL_TOLERANCE * total_rise).max(noise_sigma(&fy[..n]) * std::f64::consts::SQRT_2);
+    let tolerance = (FALL_TOLERANCE * total_rise).max(change_sigma(&fy[..n]));
     let non_falling = fy.windows(2).filter(|w| w[1] >= w[0] - tolerance).count();
     let stopped = growth_stopped(&fy[..n]);
     // Halves share the middle floor so each has at least three points from five windows.
@@ -99,8 +98,8 @@ pub fn analyze(fx: &[f64], fy: &[f64], confidence: f64) -> Option<FloorStats> {
 }
 
 /// Whether the floors stopped growing: no rise in the last third of the windows stands out
-/// of the noise (more than a twentieth of the total rise, and [`STEP_SIGMAS`] noise deviations,
-/// the noise measured on second differences so that trends and steps do not inflate it).
+/// of the noise (more than a twentieth of the total rise, and [`STEP_SIGMAS`] deviations of a
+/// change that is noise).
 /// A staircase that keeps climbing rises late; a cache that filled does not.
 fn growth_stopped(fy: &[f64]) -> bool {
     let d: Vec<f64> = fy.windows(2).map(|w| w[1] - w[0]).collect();
@@ -108,23 +107,18 @@ fn growth_stopped(fy: &[f64]) -> bool {
         return false;
     }
     let total = (fy[fy.len() - 1] - fy[0]).max(0.0);
-    let sigma = noise_sigma(fy);
-    let threshold = (0.05 * total).max(STEP_SIGMAS * sigma * std::f64::consts::SQRT_2);
+    let threshold = (0.05 * total).max(STEP_SIGMAS * change_sigma(fy));
     let late = d.len() - (d.len() / 3).max(2);
     !d[late..].iter().any(|&x| x > threshold && x > 0.0)
 }
 
-/// The noise of the floors around their trend, from the median absolute deviation of second
-/// differences (a second difference of independent floors has six times a floor's variance;
-/// trends and steps hardly move the median).
-fn noise_sigma(fy: &[f64]) -> f64 {
-    let d2: Vec<f64> = fy.windows(3).map(|w| w[2] - 2.0 * w[1] + w[0]).collect();
-    if d2.is_empty() {
-        return 0.0;
-    }
-    let med = median(&d2);
-    let mad = median(&d2.iter().map(|x| (x - med).abs()).collect::<Vec<_>>());
-    1.4826 * mad / 6f64.sqrt()
+/// The spread of window-to-window changes around their typical change: 1.4826 times their
+/// median absolute deviation (a standard deviation where most changes are trend plus noise).
+/// A staircase's flat stretches and its steps hardly move it; a steady trend does not at all.
+fn change_sigma(fy: &[f64]) -> f64 {
+    let d: Vec<f64> = fy.windows(2).map(|w| w[1] - w[0]).collect();
+    let med = median(&d);
+    1.4826 * median(&d.iter().map(|x| (x - med).abs()).collect::<Vec<_>>())
 }
 
 fn median(v: &[f64]) -> f64 {
