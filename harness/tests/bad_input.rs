@@ -20,6 +20,8 @@ use leakgate::heap::pprof::{Function, Line, Location, Profile, Sample, ValueType
 
 const USAGE: i32 = 64;
 const BAD: i32 = 65;
+/// A results folder that cannot be made is no malformed input but a folder not writable.
+const IO: i32 = 74;
 const KILL_AFTER: Duration = Duration::from_secs(20);
 
 /// One malformed input: the arguments, the files written into the case's folder first, the
@@ -318,7 +320,7 @@ fn cases() -> Vec<Case> {
         case("--listen-public without --listen", USAGE, "--listen", &["run", "{url}/", "--listen-public"]),
         case("--until-verdict without gates", USAGE, "--until-verdict needs a gate", &["run", "{url}/", "--until-verdict"]),
         case("--listen not an address", USAGE, "not-an-address", &["run", "{url}/", "--listen", "not-an-address"]),
-        case("--results-dir under a file", USAGE, "cannot write results to", &["run", "{url}/", "--results-dir", "f/sub"]).file("f", "a file"),
+        case("--results-dir under a file", IO, "cannot write results to", &["run", "{url}/", "--results-dir", "f/sub"]).file("f", "a file"),
     ];
 
     // Scenario files: exit 65 with file:line:col.

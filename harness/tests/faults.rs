@@ -220,12 +220,18 @@ fn slow_target_fails_the_p99_limit() {
     folder_is_whole(&only_run_dir(&results));
 }
 
-/// A TCP server that accepts and resets every connection at once.
+/// A TCP server that reads each request and resets the connection instead of answering (a
+/// connection that only opens and closes, as a reachability check does, is left alone).
 fn resetting_server() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for s in l.incoming().flatten() {
+            let mut first = [0u8; 1];
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            if !matches!(std::io::Read::read(&mut &s, &mut first), Ok(1)) {
+                continue;
+            }
             // SO_LINGER 0: close sends a reset.
             let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
             let linger = libc::linger {
@@ -449,9 +455,9 @@ fn results_disk_full_exits_74_keeping_what_was_written() {
     if mount_tmpfs(&disk, "size=256k").is_none() {
         return;
     }
-    // Fill the disk but for ~48 KiB: the provisional summary fits, a few seconds of
-    // windows (two HdrHistograms each) do not.
-    let filler = vec![0u8; 208 * 1024];
+    // Fill the disk but for 16 KiB: the provisional summary fits, six seconds of windows (two
+    // HdrHistograms each, a few KiB a second) do not.
+    let filler = vec![0u8; 240 * 1024];
     let _ = std::fs::write(disk.join("filler"), &filler);
     let t = RestTarget::start("none");
     let out = url_run(&t, &disk, "2000", "6s", &[]);
@@ -530,9 +536,9 @@ fn probe_url_dead_mid_run_is_reported_and_the_run_goes_on() {
     let t = RestTarget::start("none");
     let metrics = dying_metrics(6);
     let tmp = tempfile::tempdir().unwrap();
+    // No gates: the run is about the probe (three seconds judge no memory trend), so it ends 0.
     let extra = format!(
-        "prometheus = {{ url = \"http://127.0.0.1:{metrics}/metrics\", metrics = [\"queue_depth\"] }}\n\
-         [gates.signals.rss_bytes]\nmax_slope = \"256 B/request\"\n"
+        "prometheus = {{ url = \"http://127.0.0.1:{metrics}/metrics\", metrics = [\"queue_depth\"] }}\n"
     );
     let results = tmp.path().join("r");
     let out = run(
@@ -542,7 +548,7 @@ fn probe_url_dead_mid_run_is_reported_and_the_run_goes_on() {
         &[],
     );
     let text = text_of(&out);
-    assert!([0, 2].contains(&out.status.code().unwrap()), "{text}");
+    assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("Probe problem: prometheus probe"), "{text}");
     let (s, _) = folder_is_whole(&only_run_dir(&results));
     let problems = s["probe_problems"].as_array().unwrap();

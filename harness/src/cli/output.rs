@@ -9,7 +9,7 @@ use crate::load::LoadReport;
 use crate::record::Evaluation;
 use crate::record::{LatencySummary, ProbeSample, Window};
 use crate::run::{RunOptions, RunOutcome, Stop};
-use crate::scenario::plan::{PhaseKind, Plan, Protocol, Rate, TargetPlan};
+use crate::scenario::plan::{PhaseKind, Plan, Protocol, Rate, SignalUnit, TargetPlan};
 use crate::verdict::{Outcome, Verdict, format};
 
 /// Live progress: a bar on a terminal, a plain line every 5 windows otherwise.
@@ -100,11 +100,19 @@ impl Live {
         let mut line = format!("[{:>6.0}s] rolling verdict {}", e.t, e.summary);
         for (name, s) in &e.signals {
             if let Some(ps) = s.per_second {
+                let unit = if name.ends_with("_bytes") {
+                    SignalUnit::Bytes
+                } else {
+                    SignalUnit::Count
+                };
                 let per = match s.per_request {
-                    Some(pr) => format!(", {}/request", format::sig3(pr)),
+                    Some(pr) => format!(", {}", format::rate(pr, unit, "request")),
                     None => String::new(),
                 };
-                line.push_str(&format!("; {name} {}/h{per}", format::sig3(ps * 3600.0)));
+                line.push_str(&format!(
+                    "; {name} {}{per}",
+                    format::rate(ps * 3600.0, unit, "h")
+                ));
             }
         }
         match &self.bar {
