@@ -102,6 +102,22 @@ fn failed_signals(s: &serde_json::Value) -> Vec<String> {
 fn leaky(name: &str, signals: &[&str]) -> tempfile::TempDir {
     let (code, text, results) = run(name, &["--until-verdict"]);
     assert_eq!(code, 1, "{name} should fail the gate:\n{text}");
+    // The verdict line names the outcome and the signals; the gate lines below explain.
+    let verdict = text
+        .lines()
+        .find(|l| l.starts_with("Verdict: "))
+        .unwrap_or_else(|| panic!("{name}: no verdict line:\n{text}"));
+    assert!(
+        verdict.starts_with("Verdict: FAIL: ") && !verdict.contains('→'),
+        "{name}: {verdict}"
+    );
+    // What a person reads carries no Rust debug values.
+    for debug in ["Some(", "None", "????", "Grpc ", "Http1 ", "Http2 "] {
+        assert!(
+            !text.contains(debug),
+            "{name}: output shows {debug:?}:\n{text}"
+        );
+    }
     let s = summary(&results);
     let failed = failed_signals(&s);
     for sig in signals {
@@ -344,6 +360,23 @@ fn a_target_killed_mid_run_exits_3() {
         !s["last_samples"].as_array().unwrap().is_empty(),
         "the last samples are kept"
     );
+}
+
+#[test]
+fn check_works_offline_for_reflection_and_prints_durations_as_written() {
+    let out = leakgate()
+        .arg("check")
+        .arg(scenario("grpc-unbounded-cache"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("resolved by server reflection when the run starts"),
+        "{text}"
+    );
+    assert!(text.contains("duration = \"5s\""), "{text}");
+    assert!(!text.contains("secs ="), "{text}");
 }
 
 #[test]

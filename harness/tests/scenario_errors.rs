@@ -266,3 +266,29 @@ fn shipped_scenarios_parse() {
     }
     assert!(n >= 13, "only {n} scenarios found in {}", dir.display());
 }
+
+#[test]
+fn scenario_dir_works_in_grpc_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.toml");
+    std::fs::write(
+        &path,
+        r#"[load]
+protocol = "grpc"
+base_url = "http://127.0.0.1:9"
+[load.grpc]
+protos = ["{scenario_dir}/api.proto"]
+import_paths = ["{scenario_dir}/include"]
+[[load.phases]]
+duration = "1s"
+rate = 1
+[[load.requests]]
+path = "a.B/C"
+"#,
+    )
+    .unwrap();
+    let plan = leakgate::scenario::load(&path, &[]).unwrap();
+    let g = plan.load.grpc.unwrap();
+    assert_eq!(g.protos, vec![dir.path().join("api.proto")]);
+    assert_eq!(g.import_paths, vec![dir.path().join("include")]);
+}
