@@ -72,6 +72,32 @@ pub struct Window {
     pub merged: Option<u32>,
 }
 
+impl Window {
+    /// Requests of this window that failed (see [`failed_count`]).
+    pub fn failed(&self) -> u64 {
+        failed_count(&self.status, &self.errors)
+    }
+}
+
+/// Requests that failed: errors other than deliberate cancels, plus HTTP 5xx and gRPC codes
+/// other than OK (the `other` status class, a 1xx or unknown code, is no failure).
+pub fn failed_count(status: &BTreeMap<String, u64>, errors: &BTreeMap<String, u64>) -> u64 {
+    let errors: u64 = errors
+        .iter()
+        .filter(|(k, _)| k.as_str() != "cancelled")
+        .map(|(_, v)| v)
+        .sum();
+    let bad_status: u64 = status
+        .iter()
+        .filter(|(k, _)| {
+            k.as_str() == "5xx"
+                || (!k.ends_with("xx") && k.as_str() != "OK" && k.as_str() != "other")
+        })
+        .map(|(_, v)| v)
+        .sum();
+    errors + bad_status
+}
+
 fn is_empty(l: &LatencySummary) -> bool {
     l.count == 0
 }

@@ -388,17 +388,7 @@ pub fn load_report(r: &LoadReport) -> String {
 /// The verdict's headline: the outcome and the signals (or limits) that decided it, e.g.
 /// `FAIL: cache_entries, rss_bytes`; each gate's explanation follows on its own line.
 pub fn headline(v: &Verdict) -> String {
-    let names = |o: Outcome| {
-        let mut n: Vec<&str> = v
-            .gates
-            .iter()
-            .filter(|g| g.outcome == o)
-            .map(|g| g.signal.as_deref().unwrap_or(&g.name))
-            .collect();
-        n.sort();
-        n.dedup();
-        n.join(", ")
-    };
+    let names = |o: Outcome| v.names_with(o);
     match v.outcome {
         Outcome::Fail => format!("FAIL: {}", names(Outcome::Fail)),
         Outcome::Inconclusive => format!(

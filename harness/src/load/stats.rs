@@ -224,22 +224,7 @@ impl Stats {
 
     /// Requests that failed: errors other than deliberate cancels, plus 5xx and non-OK gRPC.
     pub fn failed(&self) -> u64 {
-        let errors: u64 = self
-            .errors
-            .iter()
-            .filter(|(k, _)| k.as_str() != "cancelled")
-            .map(|(_, v)| v)
-            .sum();
-        let bad_status: u64 = self
-            .status
-            .iter()
-            .filter(|(k, _)| {
-                k.as_str() == "5xx"
-                    || (!k.ends_with("xx") && k.as_str() != "OK" && k.as_str() != "other")
-            })
-            .map(|(_, v)| v)
-            .sum();
-        errors + bad_status
+        crate::record::failed_count(&self.status, &self.errors)
     }
 }
 

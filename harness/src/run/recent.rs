@@ -78,7 +78,7 @@ impl Recent {
     /// Adds a closed load window's latency to the open period.
     pub fn push_window(&mut self, w: &Window) {
         self.open_completed += w.completed;
-        self.open_failed += failed(w);
+        self.open_failed += w.failed();
         self.open_duration += (w.end - w.start).max(0.0);
         if let Some(h) = stats::decode(&w.corrected_hist) {
             match &mut self.open {
@@ -234,27 +234,6 @@ impl Recent {
             self.samples.push_front(m);
         }
     }
-}
-
-/// Failed requests of a window: errors other than deliberate cancels, HTTP 5xx, and gRPC
-/// codes other than OK.
-fn failed(w: &Window) -> u64 {
-    let errors: u64 = w
-        .errors
-        .iter()
-        .filter(|(k, _)| k.as_str() != "cancelled")
-        .map(|(_, v)| v)
-        .sum();
-    let statuses: u64 = w
-        .status
-        .iter()
-        .filter(|(k, _)| {
-            k.as_str() == "5xx"
-                || (!k.ends_with("xx") && k.as_str() != "OK" && k.as_str() != "other")
-        })
-        .map(|(_, v)| v)
-        .sum();
-    errors + statuses
 }
 
 #[cfg(test)]

@@ -161,16 +161,7 @@ fn to_evaluation(
         }
     }
     let outcome = eval_outcome(v.outcome);
-    let names = |o: Outcome| {
-        let mut n: Vec<&str> = v
-            .gates
-            .iter()
-            .filter(|g| g.outcome == o)
-            .map(|g| g.signal.as_deref().unwrap_or(&g.name))
-            .collect();
-        n.dedup();
-        n.join(", ")
-    };
+    let names = |o: Outcome| v.names_with(o);
     let summary = match outcome {
         EvalOutcome::Leak => format!("leak: {}", names(Outcome::Fail)),
         EvalOutcome::Inconclusive => format!("inconclusive: {}", names(Outcome::Inconclusive)),

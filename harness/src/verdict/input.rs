@@ -186,10 +186,7 @@ fn latency(windows: &[&Window]) -> Option<LatencyObserved> {
     if completed == 0 {
         return None;
     }
-    let failed: u64 = windows
-        .iter()
-        .map(|w| w.errors.values().sum::<u64>() + failed_statuses(w))
-        .sum();
+    let failed: u64 = windows.iter().map(|w| w.failed()).sum();
     let error_rate = failed as f64 / completed as f64;
     if let Some(h) = merged(windows) {
         return Some(LatencyObserved {
@@ -204,15 +201,6 @@ fn latency(windows: &[&Window]) -> Option<LatencyObserved> {
         p99_ms: worst(|w| w.corrected.p99),
         error_rate,
     })
-}
-
-/// Responses that count as failures: HTTP 5xx, and every gRPC code but `OK`.
-fn failed_statuses(w: &Window) -> u64 {
-    w.status
-        .iter()
-        .filter(|(k, _)| k.as_str() == "5xx" || (!k.ends_with("xx") && k.as_str() != "OK"))
-        .map(|(_, v)| v)
-        .sum()
 }
 
 fn merged(windows: &[&Window]) -> Option<Histogram<u64>> {

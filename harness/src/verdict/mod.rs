@@ -162,6 +162,22 @@ pub fn judge(input: &VerdictInput, gates: &GatePlan) -> Verdict {
     }
 }
 
+impl Verdict {
+    /// The signals (or, for latency gates, the gate names) whose gates ended with `o`, sorted,
+    /// each once: `cache_entries, rss_bytes`.
+    pub fn names_with(&self, o: Outcome) -> String {
+        let mut n: Vec<&str> = self
+            .gates
+            .iter()
+            .filter(|g| g.outcome == o)
+            .map(|g| g.signal.as_deref().unwrap_or(&g.name))
+            .collect();
+        n.sort_unstable();
+        n.dedup();
+        n.join(", ")
+    }
+}
+
 /// Whether a verdict may end a run early (`--until-verdict`): a fail always; a pass only when
 /// every slope's interval also rules out the limit itself (the final verdict's pass asks
 /// twice the limit). An early look at a short series must not call a leak clean.
