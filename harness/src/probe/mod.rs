@@ -4,6 +4,7 @@
 //! offer is absent, never zero.
 
 pub mod cgroup;
+pub mod hsperf;
 pub mod httpget;
 pub mod proc;
 pub mod prometheus;
