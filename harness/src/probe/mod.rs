@@ -34,6 +34,8 @@ pub struct ProbeSet {
     prometheus: Option<(String, Vec<(String, String)>)>,
     expvar: Option<String>,
     goroutine: Option<String>,
+    /// A JVM's hsperfdata counters (heap per generation, GC counts), found by pid.
+    jvm: Option<hsperf::HsperfProbe>,
     /// The target's request counter.
     requests: Option<requests::RequestCounter>,
     /// The counter is the run's count of work done (a watch); otherwise it is a signal.
@@ -65,6 +67,10 @@ impl ProbeSet {
             }),
             expvar: plan.expvar_url.clone(),
             goroutine: plan.goroutine_url.clone(),
+            // A JVM publishes jstat's counters in a file: read it when the process has one.
+            jvm: pid
+                .filter(|_| plan.process)
+                .and_then(hsperf::HsperfProbe::of_pid),
             requests: plan
                 .requests_from
                 .as_ref()
@@ -112,6 +118,10 @@ impl ProbeSet {
         if let Some(c) = &self.cgroup {
             let r = c.sample(&mut out);
             self.note("cgroup", r);
+        }
+        if let Some(j) = self.jvm.as_mut() {
+            let r = j.sample(&mut out);
+            self.note("jvm", r);
         }
         if let Some((url, wanted)) = &self.prometheus {
             let r = http_get(url, HTTP_TIMEOUT).map(|body| {
