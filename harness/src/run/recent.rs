@@ -11,7 +11,7 @@ use crate::scenario::plan::Horizon;
 
 /// Most samples kept; past this the older half is merged pairwise into floors (the minimum
 /// of each signal), which is what the verdict judges anyway.
-pub const MAX_SAMPLES: usize = 2048;
+pub const MAX_SAMPLES: usize = 512;
 
 /// Most evaluation periods kept; past this the two oldest are merged (their histograms add).
 pub const MAX_PERIODS: usize = 64;

@@ -273,7 +273,7 @@ struct Stream {
 
 /// Buckets gathered before merging; records arrive in time order give or take a second (two
 /// threads write), so the last bucket gathered is kept for the next round.
-const CHUNK_BUCKETS: f64 = 4.0;
+const CHUNK_BUCKETS: f64 = 2.0;
 
 impl Stream {
     /// The time a record is merged by, when it is old enough to be merged at all.
