@@ -63,13 +63,43 @@ for m in $(seq 1 "$minutes"); do
 done
 wait $lg || true
 folder_kib=$(du -sk "$work/results" | cut -f1)
-per_day=$(awk -v f="$folder_kib" -v m="$minutes" 'BEGIN {printf "%.1f", f / m * 1440 / 1024}')
+# RSS: medians of minutes 4-6 and of the last three minutes (a single reading can land on a
+# compaction's transient peak), and the peak.
+read -r rss5 rss_end rss_max < <(awk 'NR>1 {r[$1]=$2; if ($2>m) m=$2; n=$1}
+  function med3(a,b,c) { return (a>b ? (b>c ? b : (a>c ? c : a)) : (a>c ? a : (b>c ? c : b))) }
+  END { print med3(r[4],r[5],r[6]), med3(r[n-2],r[n-1],r[n]), m }' "$work/trace.txt")
+# 24 h with the default tiers (full resolution for 1 h, one record a minute to 6 h, one per
+# ten minutes after), from the sizes of this run's full and merged records.
+per_day=$(python3 - "$work/results" <<'PY'
+import json, os, sys
+root = sys.argv[1]
+run = os.path.join(root, os.listdir(root)[0])
+size = {"full": [], "merged": [], "other": []}
+for name in sorted(os.listdir(run)):
+    if not name.startswith("samples"):
+        continue
+    for line in open(os.path.join(run, name), "rb"):
+        r = json.loads(line)
+        if r["type"] in ("window", "probe"):
+            size["merged" if r.get("merged", 1) > 1 else "full"].append((r["type"], len(line)))
+        else:
+            size["other"].append(("", len(line)))
+def per(kind, t):
+    v = [n for k, n in size[kind] if k == t]
+    return sum(v) / len(v) if v else 0
+full = per("full", "window") + per("full", "probe")          # one of each a second
+merged = per("merged", "window") + per("merged", "probe")    # one of each a bucket
+other = sum(n for _, n in size["other"]) / max(1, sum(1 for _ in size["other"])) * 2  # ~2 a minute
+day = 3600 * full + (5 * 60 + 18 * 6) * merged + 1440 * other
+print(f"{day / 2**20:.1f}")
+PY
+)
 echo
-echo "| rate | minutes | leakgate RSS at 5 min | at the end | growth | CPU-s (share of a core) | run folder | 24 h, extrapolated |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
-awk -v r="$rate" -v m="$minutes" -v a="$rss5" -v b="$last_rss" -v c="$last_cpu" -v f="$folder_kib" -v d="$per_day" 'BEGIN {
-  printf "| %d/s | %d | %.1f MiB | %.1f MiB | %+.2f MiB | %.1f (%.1f %%) | %.1f MiB | %s MiB |\n",
-    r, m, a/1024, b/1024, (b-a)/1024, c, c/(m*60)*100, f/1024, d }'
+echo "| rate | minutes | leakgate RSS, minutes 4-6 | last 3 minutes | growth | peak | CPU-s (share of a core) | run folder | 24 h, default compaction |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+awk -v r="$rate" -v m="$minutes" -v a="$rss5" -v b="$rss_end" -v p="$rss_max" -v c="$last_cpu" -v f="$folder_kib" -v d="$per_day" 'BEGIN {
+  printf "| %d/s | %d | %.1f MiB | %.1f MiB | %+.2f MiB | %.1f MiB | %.1f (%.1f %%) | %.1f MiB | %s MiB |\n",
+    r, m, a/1024, b/1024, (b-a)/1024, p/1024, c, c/(m*60)*100, f/1024, d }'
 echo
 grep -E "^(Verdict|Exit|rps=)" "$work/leakgate.out" || tail -5 "$work/leakgate.out"
 echo "work folder: $work"

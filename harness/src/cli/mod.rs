@@ -80,7 +80,7 @@ pub struct RunArgs {
     #[arg(long, requires = "listen")]
     pub listen_public: bool,
     /// Merge samples older than this into one record per minute (windows exactly).
-    #[arg(long, default_value = "1h", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(long, default_value = "10m", value_parser = parse_duration, allow_hyphen_values = true)]
     pub compact_after: std::time::Duration,
     /// Seal samples.ndjson into numbered segment files this often (copy them off while it goes).
     #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]

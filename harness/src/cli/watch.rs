@@ -91,7 +91,7 @@ pub struct WatchArgs {
     #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
     pub segment: Option<Duration>,
     /// Merge samples older than this into one record per minute (windows exactly).
-    #[arg(long, default_value = "1h", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(long, default_value = "10m", value_parser = parse_duration, allow_hyphen_values = true)]
     pub compact_after: Duration,
     /// Parent folder of the run folder.
     #[arg(long, default_value = "results")]

@@ -401,7 +401,7 @@ impl Default for SoakPlan {
             horizon: Horizon::Whole,
             until_verdict: false,
             listen: None,
-            compact_after: Duration::from_secs(3600),
+            compact_after: Duration::from_secs(600),
             segment: None,
             decide_after: None,
         }
