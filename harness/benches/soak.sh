@@ -68,7 +68,7 @@ folder_kib=$(du -sk "$work/results" | cut -f1)
 read -r rss5 rss_end rss_max < <(awk 'NR>1 {r[$1]=$2; if ($2>m) m=$2; n=$1}
   function med3(a,b,c) { return (a>b ? (b>c ? b : (a>c ? c : a)) : (a>c ? a : (b>c ? c : b))) }
   END { print med3(r[4],r[5],r[6]), med3(r[n-2],r[n-1],r[n]), m }' "$work/trace.txt")
-# 24 h with the default tiers (full resolution for 1 h, one record a minute to 6 h, one per
+# 24 h with the default tiers (full resolution for 10 min, one record a minute to 1 h, one per
 # ten minutes after), from the sizes of this run's full and merged records.
 per_day=$(python3 - "$work/results" <<'PY'
 import json, os, sys
@@ -90,7 +90,7 @@ def per(kind, t):
 full = per("full", "window") + per("full", "probe")          # one of each a second
 merged = per("merged", "window") + per("merged", "probe")    # one of each a bucket
 other = sum(n for _, n in size["other"]) / max(1, sum(1 for _ in size["other"])) * 2  # ~2 a minute
-day = 3600 * full + (5 * 60 + 18 * 6) * merged + 1440 * other
+day = 600 * full + (50 + (1440 - 60) // 10) * merged + 1440 * other
 print(f"{day / 2**20:.1f}")
 PY
 )
