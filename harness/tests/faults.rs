@@ -46,6 +46,19 @@ fn run(path: &Path, results: &Path, extra: &[&str], env: &[(&str, &str)]) -> Out
     c.output().unwrap()
 }
 
+/// Starts `leakgate run SCENARIO` into `results`, its output piped, to be signalled mid-run.
+fn spawn_run(path: &Path, results: &Path) -> std::process::Child {
+    leakgate()
+        .arg("run")
+        .arg(path)
+        .args(["--no-progress", "--results-dir"])
+        .arg(results)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// The run folder is whole: summary.json parses and fits the schema, and every line of
 /// samples.ndjson but a torn last one parses. Returns the summary and the probe count.
 fn folder_is_whole(dir: &Path) -> (serde_json::Value, usize) {
@@ -177,15 +190,7 @@ fn target_that_stops_answering_fails_the_error_rate() {
         &attach_text(&t, "4s", "[gates.latency]\nerror_rate = 0.01\n"),
     );
     let results = tmp.path().join("r");
-    let child = leakgate()
-        .arg("run")
-        .arg(&path)
-        .args(["--no-progress", "--results-dir"])
-        .arg(&results)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&path, &results);
     wait_for_samples(&results, 1.5);
     // SAFETY: kill(2) on the target this test started: it stops answering, its sockets stay.
     unsafe {
@@ -300,15 +305,7 @@ fn sigint_writes_every_report_with_the_verdict_so_far() {
         ),
     );
     let results = tmp.path().join("r");
-    let child = leakgate()
-        .arg("run")
-        .arg(&path)
-        .args(["--no-progress", "--results-dir"])
-        .arg(&results)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&path, &results);
     let dir = wait_for_samples(&results, 2.0);
     // SAFETY: kill(2) on our own child.
     unsafe {
@@ -357,15 +354,7 @@ fn second_sigint_exits_at_once_and_report_recovers_the_run() {
     );
     let path = scenario(tmp.path(), &attach_text(&t, "30s", &extra));
     let results = tmp.path().join("r");
-    let mut child = leakgate()
-        .arg("run")
-        .arg(&path)
-        .args(["--no-progress", "--results-dir"])
-        .arg(&results)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&path, &results);
     let dir = wait_for_samples(&results, 1.0);
     // SAFETY: kill(2) on our own child.
     unsafe {

@@ -32,22 +32,7 @@ impl RunData {
     /// Reads `dir/summary.json` and `dir/samples.ndjson` (a missing samples file is empty: a
     /// target that never came up leaves only the summary).
     pub fn load(dir: &Path) -> Result<Self, ReportError> {
-        let path = dir.join("summary.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let summary: Summary = serde_json::from_str(&text).map_err(|e| ReportError::Parse {
-            path: path.clone(),
-            line: e.line(),
-            message: e.to_string(),
-        })?;
-        if summary.schema_version != SCHEMA_VERSION {
-            return Err(ReportError::Version {
-                path,
-                found: summary.schema_version,
-            });
-        }
+        let summary = read_summary(dir)?;
         let records = read_samples(dir)?;
         Ok(Self::from_parts(dir, summary, records))
     }
@@ -125,6 +110,27 @@ impl RunData {
         });
         if lo.is_finite() { (lo, hi) } else { (0.0, 0.0) }
     }
+}
+
+/// A run folder's `summary.json`, refused when another schema version wrote it.
+pub fn read_summary(dir: &Path) -> Result<Summary, ReportError> {
+    let path = dir.join("summary.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let summary: Summary = serde_json::from_str(&text).map_err(|e| ReportError::Parse {
+        path: path.clone(),
+        line: e.line(),
+        message: e.to_string(),
+    })?;
+    if summary.schema_version != SCHEMA_VERSION {
+        return Err(ReportError::Version {
+            path,
+            found: summary.schema_version,
+        });
+    }
+    Ok(summary)
 }
 
 /// Every record of a run folder's samples: its sealed segments in order, then

@@ -86,24 +86,10 @@ fn judge_records(
 /// finished (nothing to do).
 pub fn recover(dir: &Path) -> Result<Option<Summary>, ReportError> {
     let path = dir.join("summary.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let mut s: Summary = serde_json::from_str(&text).map_err(|e| ReportError::Parse {
-        path: path.clone(),
-        line: e.line(),
-        message: e.to_string(),
-    })?;
+    // A folder another version wrote is not judged (and not rewritten) by this one.
+    let mut s = crate::report::run_data::read_summary(dir)?;
     if s.finished {
         return Ok(None);
-    }
-    // A folder another version wrote is not judged (and not rewritten) by this one.
-    if s.schema_version != crate::report::summary::SCHEMA_VERSION {
-        return Err(ReportError::Version {
-            path,
-            found: s.schema_version,
-        });
     }
     let records = crate::report::run_data::read_samples(dir)?;
     let windows: Vec<&Window> = records
