@@ -502,20 +502,7 @@ fn results_folder_not_writable_exits_74() {
 fn dying_metrics(n: usize) -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming().take(n).flatten() {
-            let mut s = s;
-            let mut line = String::new();
-            let _ = BufReader::new(&s).read_line(&mut line);
-            let body = "# TYPE queue_depth gauge\nqueue_depth 3\n";
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-        // The listener drops here: connections are refused from now on.
-    });
+    serve_metrics(l, "# TYPE queue_depth gauge\nqueue_depth 3\n", Some(n));
     port
 }
 

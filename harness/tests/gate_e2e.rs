@@ -97,10 +97,10 @@ fn failed_signals(s: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-/// Leaky scenarios stop once the leak is proven (`--until-verdict`): the suite waits for the
-/// evidence, not for the scenario's planned length.
+/// Leaky scenarios stop once every gate is decided (`--until-verdict=all`): the suite waits for
+/// the evidence of each signal it names, not for the scenario's planned length.
 fn leaky(name: &str, signals: &[&str]) -> tempfile::TempDir {
-    let (code, text, results) = run(name, &["--until-verdict"]);
+    let (code, text, results) = run(name, &["--until-verdict=all"]);
     assert_eq!(code, 1, "{name} should fail the gate:\n{text}");
     // The verdict line names the outcome and the signals; the gate lines below explain.
     let verdict = text

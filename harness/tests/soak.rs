@@ -3,7 +3,6 @@
 //! systemd-unit and container cgroup made here; `kill -9` then `leakgate report`; SIGTERM;
 //! `--until-verdict`; the live endpoints parsed by a real Prometheus parser; bad input.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -408,23 +407,11 @@ fn bad_watch_input_is_a_usage_error_with_one_line() {
     let taken_port = taken.local_addr().unwrap().port();
     let not_cgroup = tempfile::tempdir().unwrap();
     let me = std::process::id().to_string();
-    let metrics_port = free_port();
     let taken_text = taken_port.to_string();
     // A metrics page without the counter asked for.
-    let server = std::net::TcpListener::bind(("127.0.0.1", metrics_port)).unwrap();
-    let serve = std::thread::spawn(move || {
-        for stream in server.incoming().take(1).flatten() {
-            let mut s = stream;
-            let mut line = String::new();
-            let _ = BufReader::new(&s).read_line(&mut line);
-            let body = "# TYPE other_total counter\nother_total 5\n";
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let metrics_port = server.local_addr().unwrap().port();
+    serve_metrics(server, "# TYPE other_total counter\nother_total 5\n", None);
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
             vec!["--pid".into(), "999999999".into()],
@@ -491,5 +478,4 @@ fn bad_watch_input_is_a_usage_error_with_one_line() {
         assert!(lines.len() <= 2, "{args:?}: one line, not:\n{err}");
     }
     drop(taken);
-    let _ = serve.join();
 }

@@ -62,9 +62,11 @@ pub struct RunArgs {
     #[command(flatten)]
     pub adhoc: adhoc::AdhocArgs,
     /// Stop as soon as the verdict is decided (leak proven, or clean proven: two rolling
-    /// evaluations in a row), and print the time to verdict.
-    #[arg(long)]
-    pub until_verdict: bool,
+    /// evaluations in a row), and print the time to verdict. `--until-verdict=all` waits for
+    /// every gate to be decided, so a leak names all the signals that show it.
+    #[arg(long, value_enum, value_name = "WHEN", num_args = 0..=1, require_equals = true,
+          default_missing_value = "first")]
+    pub until_verdict: Option<UntilVerdict>,
     /// When the verdict is still inconclusive at the planned end, go on (the last steady
     /// phase) for up to this long and stop as soon as it is decided.
     #[arg(long, value_parser = parse_duration)]
@@ -216,5 +218,24 @@ mod tests {
         );
         assert!(overrides(&["nokey".into()]).is_err());
         assert!(overrides(&["=1".into()]).is_err());
+    }
+}
+
+/// When `--until-verdict` may end a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UntilVerdict {
+    /// At the first decided outcome: a gate fails, or every gate passes.
+    First,
+    /// Once every gate is decided (passed or failed): the whole evidence of a leak.
+    All,
+}
+
+impl UntilVerdict {
+    /// Sets `soak` to stop as `when` says (None: leaves it as the scenario has it).
+    pub fn apply(when: Option<Self>, soak: &mut crate::scenario::plan::SoakPlan) {
+        if let Some(w) = when {
+            soak.until_verdict = true;
+            soak.every_gate |= w == Self::All;
+        }
     }
 }

@@ -102,7 +102,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         plan.gates.extend_if_inconclusive = args.extend_if_inconclusive;
     }
     plan.apply_extension();
-    plan.soak.until_verdict |= args.until_verdict;
+    super::UntilVerdict::apply(args.until_verdict, &mut plan.soak);
     plan.soak.compact_after = args.compact_after.max(Duration::from_secs(60));
     plan.soak.segment = args.segment.map(|s| s.max(Duration::from_secs(1)));
     if args.evaluate_every.is_some() {

@@ -78,9 +78,10 @@ pub struct WatchArgs {
     #[arg(long, default_value = "30m", value_parser = parse_horizon, allow_hyphen_values = true)]
     pub horizon: Horizon,
     /// Stop as soon as the rolling verdict is decided (leak proven, or clean proven), two
-    /// evaluations in a row.
-    #[arg(long)]
-    pub until_verdict: bool,
+    /// evaluations in a row; `--until-verdict=all` waits for every gate to be decided.
+    #[arg(long, value_enum, value_name = "WHEN", num_args = 0..=1, require_equals = true,
+          default_missing_value = "first")]
+    pub until_verdict: Option<super::UntilVerdict>,
     /// Serve /metrics and /verdict (default address 127.0.0.1:9090).
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9090")]
     pub listen: Option<String>,
@@ -325,12 +326,14 @@ pub fn plan(a: &WatchArgs) -> Result<Plan, PlanError> {
     plan.soak = SoakPlan {
         evaluate_every: Some(a.evaluate_every),
         horizon: a.horizon,
-        until_verdict: a.until_verdict,
+        until_verdict: false,
+        every_gate: false,
         listen: a.listen.clone(),
         segment: a.segment.map(|s| s.max(Duration::from_secs(1))),
         compact_after: a.compact_after.max(Duration::from_secs(60)),
         decide_after: None,
     };
+    super::UntilVerdict::apply(a.until_verdict, &mut plan.soak);
     plan.watch = Some(WatchPlan {
         duration: a.duration,
     });

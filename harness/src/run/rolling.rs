@@ -29,6 +29,8 @@ pub struct Judge {
     pub horizon: Horizon,
     /// The target's memory limit, for the time to it.
     pub memory_limit: Option<u64>,
+    /// An evaluation is decisive only when no gate is inconclusive (`--until-verdict=all`).
+    pub every_gate: bool,
 }
 
 impl Judge {
@@ -38,6 +40,7 @@ impl Judge {
         steady: Vec<(f64, f64)>,
         horizon: Horizon,
         memory_limit: Option<u64>,
+        every_gate: bool,
     ) -> Self {
         let mut gates = gates.clone();
         for g in &mut gates.signals {
@@ -51,6 +54,7 @@ impl Judge {
             steady,
             horizon,
             memory_limit,
+            every_gate,
         }
     }
 
@@ -95,7 +99,11 @@ impl Judge {
             memory_limit: self.memory_limit,
         };
         let v = verdict::judge(&input, &self.gates);
-        to_evaluation(&v, &input, now, at, start, requests, period)
+        let mut e = to_evaluation(&v, &input, now, at, start, requests, period);
+        if self.every_gate && v.gates.iter().any(|g| g.outcome == Outcome::Inconclusive) {
+            e.decisive = false;
+        }
+        e
     }
 }
 
@@ -336,5 +344,64 @@ impl Housekeeping {
             t: e.t,
             outcome: e.outcome,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::ProbeSample;
+    use crate::scenario::plan::{LatencyGate, SignalGate, SignalUnit};
+
+    /// A judge of two count signals with a limit of 1 per second each.
+    fn judge(every_gate: bool) -> Judge {
+        let gate = |signal: &str| SignalGate {
+            signal: signal.into(),
+            max_per_second: Some(1.0),
+            max_per_request: None,
+            drain_to_baseline: None,
+            unit: SignalUnit::Count,
+        };
+        let gates = GatePlan {
+            signals: vec![gate("leaking"), gate("late")],
+            latency: LatencyGate::default(),
+            warmup_share: 0.0,
+            windows: 10,
+            confidence: 0.95,
+            min_time_to_limit: None,
+            extend_if_inconclusive: None,
+        };
+        Judge::new(&gates, vec![(0.0, 60.0)], Horizon::Whole, None, every_gate)
+    }
+
+    #[test]
+    fn every_gate_waits_for_the_inconclusive_ones() {
+        // `leaking` climbs 100/s, far past its limit; `late` (a probe that came up late) has
+        // too few samples for a verdict either way: the leak is decisive alone, not with
+        // `every_gate`.
+        let mut recent = Recent::new(Vec::new());
+        for i in 0..60u32 {
+            let t = f64::from(i);
+            let mut signals = BTreeMap::from([("leaking".to_string(), 100.0 * t)]);
+            if i >= 55 {
+                signals.insert("late".to_string(), t);
+            }
+            recent.push_sample(&ProbeSample {
+                t,
+                cumulative_completed: u64::from(i) * 100,
+                signals,
+                merged: None,
+            });
+        }
+        let first = judge(false).evaluate(&recent, 59.0, String::new(), Period::default());
+        assert_eq!(first.outcome, EvalOutcome::Leak, "{}", first.summary);
+        assert!(first.decisive, "a failed gate decides the run");
+        let all = judge(true).evaluate(&recent, 59.0, String::new(), Period::default());
+        assert_eq!(all.outcome, EvalOutcome::Leak);
+        assert!(
+            !all.decisive,
+            "with every_gate the undecided gate keeps the run going: {:?}",
+            all.signals
+        );
     }
 }

@@ -253,6 +253,7 @@ pub fn drive(
             steady_spans(&plan.load),
             plan.soak.horizon,
             memory_limit,
+            plan.soak.every_gate,
         ),
         recent: recent.clone(),
         writer: folder.writer.clone(),

@@ -382,6 +382,10 @@ pub struct SoakPlan {
     pub horizon: Horizon,
     /// End the run as soon as the rolling verdict is decided (leak proven, or clean proven).
     pub until_verdict: bool,
+    /// A leak ends the run early only once every gate is decided (`--until-verdict=all`): the
+    /// whole evidence, not just the first gate that fails.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub every_gate: bool,
     /// Address of the live endpoints `/metrics` and `/verdict` (None: not served).
     pub listen: Option<String>,
     /// Records older than this are merged into one record per minute (windows exactly).
@@ -400,6 +404,7 @@ impl Default for SoakPlan {
             evaluate_every: None,
             horizon: Horizon::Whole,
             until_verdict: false,
+            every_gate: false,
             listen: None,
             compact_after: Duration::from_secs(600),
             segment: None,

@@ -146,3 +146,26 @@ pub fn wait_for_samples(results: &Path, t: f64) -> PathBuf {
     });
     dir.unwrap()
 }
+
+/// Serves `body` as a Prometheus page on `listener` to at most `n` connections (None: until the
+/// test ends), reading each whole request head first as a real server does (closing on unread
+/// bytes would reset the connection under the client). The listener drops after the last one,
+/// so later connections are refused.
+pub fn serve_metrics(listener: std::net::TcpListener, body: &'static str, n: Option<usize>) {
+    use std::io::BufRead;
+    std::thread::spawn(move || {
+        for s in listener.incoming().take(n.unwrap_or(usize::MAX)).flatten() {
+            let mut s = s;
+            let mut reader = std::io::BufReader::new(&s);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && !line.trim().is_empty() {
+                line.clear();
+            }
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+}
