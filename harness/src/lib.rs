@@ -4,6 +4,7 @@
 //! `scenario` → `supervise` → `load` / `probe` → `verdict` → `report`, with `cli` on top.
 
 pub mod cli;
+pub mod diagnose;
 pub mod exit;
 pub mod heap;
 pub mod live;

@@ -119,6 +119,7 @@ fn leaky(name: &str, signals: &[&str]) -> tempfile::TempDir {
         );
     }
     let s = summary(&results);
+    runs::check_diagnosis(name, &s, &text);
     let failed = failed_signals(&s);
     for sig in signals {
         assert!(

@@ -138,6 +138,7 @@ fn leaky(name: &str, signals: &[&str]) -> Option<Run> {
     let r = run(name);
     assert_eq!(r.code, 1, "{name} should fail the gate:\n{}", r.text);
     check_go_signals(name, &r);
+    runs::check_diagnosis(name, &r.summary, &r.text);
     let failed = gates_with(&r.summary, "fail");
     for sig in signals {
         assert!(

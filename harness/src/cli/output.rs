@@ -455,6 +455,12 @@ pub fn outcome(o: &RunOutcome) -> String {
         out.push_str(&verdict(v));
         out.push('\n');
     }
+    if let Some(d) = &o.summary.diagnosis {
+        for line in d.lines() {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
     for p in &o.summary.probe_problems {
         out.push_str(&format!("Probe problem: {p}\n"));
     }

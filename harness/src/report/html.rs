@@ -62,6 +62,7 @@ pub fn render(run: &RunData) -> String {
         );
     }
     gates(&mut h, run);
+    diagnosis(&mut h, run);
     load(&mut h, run);
     heap(&mut h, run);
     let charts = charts::build(run);
@@ -189,6 +190,23 @@ fn latency_row(h: &mut String, name: &str, l: &LatencySummary) {
          <td class=\"num\">{:.3}</td><td class=\"num\">{}</td></tr>",
         l.p50, l.p90, l.p95, l.p99, l.p999, l.max, l.count
     );
+}
+
+/// The likely leak class of a failed run, each claim with its numbers.
+fn diagnosis(h: &mut String, run: &RunData) {
+    let Some(d) = &run.summary.diagnosis else {
+        return;
+    };
+    h.push_str("<h2>Diagnosis</h2>\n<ul id=\"diagnosis\">\n");
+    for (i, f) in d.findings.iter().enumerate() {
+        let head = if i == 0 { "Likely" } else { "Also" };
+        let _ = write!(h, "<li><b>{head}: {}</b><ul>", esc(&f.title));
+        for e in &f.evidence {
+            let _ = write!(h, "<li>{}</li>", esc(e));
+        }
+        let _ = writeln!(h, "<li class=\"why\">next: {}</li></ul></li>", esc(&f.next));
+    }
+    h.push_str("</ul>\n");
 }
 
 /// What grew between the heap profiles, by allocation site.

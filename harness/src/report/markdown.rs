@@ -56,6 +56,17 @@ pub fn render(run: &RunData, html_name: &str) -> String {
         }
         out.push('\n');
     }
+    if let Some(d) = &s.diagnosis {
+        out.push_str("**Diagnosis**\n\n");
+        for f in &d.findings {
+            let _ = writeln!(out, "- {}", one_line(&f.title));
+            for e in &f.evidence {
+                let _ = writeln!(out, "  - {}", one_line(e));
+            }
+            let _ = writeln!(out, "  - next: {}", one_line(&f.next));
+        }
+        out.push('\n');
+    }
     if let Some(l) = &s.load {
         let planned = if l.planned_rate > 0.0 {
             format!("{:.0} req/s planned, ", l.planned_rate)

@@ -70,6 +70,9 @@ pub struct Summary {
     /// their signals are absent from the samples after that.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub probe_problems: Vec<String>,
+    /// For a failed verdict: the likely leak class, from which signals grew together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<crate::diagnose::Diagnosis>,
 }
 
 fn finished_default() -> bool {
@@ -107,6 +110,7 @@ impl Summary {
             stopped: None,
             error: None,
             probe_problems: Vec::new(),
+            diagnosis: None,
         }
     }
 

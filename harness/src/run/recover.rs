@@ -5,12 +5,13 @@
 use std::path::Path;
 
 use super::outcome::{Facts, exit_code};
+use crate::diagnose::{Diagnosis, DiagnosisInput};
 use crate::load::LoadReport;
 use crate::record::{ProbeSample, Record, Window};
 use crate::report::ReportError;
 use crate::report::summary::{self, Summary, TargetExit};
 use crate::scenario::plan::{GatePlan, Plan, TargetPlan};
-use crate::verdict::{self, LatencyObserved, Outcome, Verdict};
+use crate::verdict::{self, LatencyObserved, Verdict};
 
 /// The gates a plan is judged on at the end: a watch drives no load, so it has no latency to
 /// limit and no drain to check.
@@ -46,26 +47,38 @@ fn memory_limit(plan: &Plan, samples: &[ProbeSample], known: Option<u64>) -> Opt
     })
 }
 
-/// Judges the folder's samples against the plan: the verdict (none when the target died)
-/// and the last five samples.
+/// What judging a run folder gives.
+#[derive(Debug, Clone, Default)]
+pub struct Judged {
+    /// The verdict (none when the target died).
+    pub verdict: Option<Verdict>,
+    /// The last five samples.
+    pub last_samples: Vec<ProbeSample>,
+    /// The likely leak class of a failed verdict.
+    pub diagnosis: Option<Diagnosis>,
+}
+
+/// Judges the folder's samples against the plan: the verdict, the last samples, and for a
+/// failed verdict the diagnosis (with the folder's heap profiles, when it has them).
 pub fn judge_folder(
     dir: &Path,
     plan: &Plan,
     load: Option<&LoadReport>,
     known_limit: Option<u64>,
     died: bool,
-) -> Result<(Option<Verdict>, Vec<ProbeSample>), ReportError> {
+) -> Result<Judged, ReportError> {
     let records = crate::report::run_data::read_samples(dir)?;
-    Ok(judge_records(&records, plan, load, known_limit, died))
+    Ok(judge_records(dir, &records, plan, load, known_limit, died))
 }
 
 fn judge_records(
+    dir: &Path,
     records: &[Record],
     plan: &Plan,
     load: Option<&LoadReport>,
     known_limit: Option<u64>,
     died: bool,
-) -> (Option<Verdict>, Vec<ProbeSample>) {
+) -> Judged {
     let mut input = verdict::input::from_records(records);
     input.memory_limit = memory_limit(plan, &input.samples, known_limit);
     if let Some(r) = load {
@@ -75,9 +88,32 @@ fn judge_records(
             error_rate: r.error_rate(),
         });
     }
-    let last = input.samples.iter().rev().take(5).rev().cloned().collect();
-    let verdict = (!died).then(|| verdict::judge(&input, &judged_gates(plan)));
-    (verdict, last)
+    let last_samples = input.samples.iter().rev().take(5).rev().cloned().collect();
+    let gates = judged_gates(plan);
+    let verdict = (!died).then(|| verdict::judge(&input, &gates));
+    let diagnosis = verdict.as_ref().and_then(|v| {
+        let windows: Vec<Window> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Window(w) => Some(w.clone()),
+                _ => None,
+            })
+            .collect();
+        let heap = crate::heap::diff_run(dir).and_then(Result::ok);
+        crate::diagnose::diagnose(&DiagnosisInput {
+            input: &input,
+            verdict: v,
+            gates: &gates,
+            windows: &windows,
+            heap: heap.as_ref(),
+            tasks: None,
+        })
+    });
+    Judged {
+        verdict,
+        last_samples,
+        diagnosis,
+    }
 }
 
 /// Finishes the summary of a run that was cut off (its `summary.json` says
@@ -110,7 +146,8 @@ pub fn recover(dir: &Path) -> Result<Option<Summary>, ReportError> {
         }),
         _ => None,
     });
-    let (verdict, last) = judge_records(&records, &s.plan, load.as_ref(), None, died.is_some());
+    let judged = judge_records(dir, &records, &s.plan, load.as_ref(), None, died.is_some());
+    let verdict = judged.verdict;
     let last_t = records
         .iter()
         .map(|r| match r {
@@ -120,21 +157,19 @@ pub fn recover(dir: &Path) -> Result<Option<Summary>, ReportError> {
             Record::Evaluation(e) => e.t,
         })
         .fold(0.0, f64::max);
-    let facts = Facts {
-        target_died: died.is_some(),
-        gate_failed: verdict.as_ref().is_some_and(|v| v.outcome == Outcome::Fail),
-        fell_behind: s.plan.watch.is_none() && load.as_ref().is_none_or(|r| r.fell_behind),
-        inconclusive: verdict
-            .as_ref()
-            .is_none_or(|v| v.outcome == Outcome::Inconclusive),
-    };
+    let facts = Facts::of(
+        died.is_some(),
+        verdict.as_ref(),
+        s.plan.watch.is_none() && load.as_ref().is_none_or(|r| r.fell_behind),
+    );
     let exit = exit_code(facts);
     s.exit_code = exit.code();
     s.exit_reason = summary::exit_reason(exit).into();
     s.target_exit = died;
     s.load = load;
     s.verdict = verdict;
-    s.last_samples = last;
+    s.last_samples = judged.last_samples;
+    s.diagnosis = judged.diagnosis;
     s.finished = true;
     s.recovered = true;
     s.stopped = Some(summary::Stopped {

@@ -20,7 +20,6 @@ use crate::record::{Event, ProbeSample, Record};
 use crate::report::summary::{self, Summary, TargetExit};
 use crate::scenario::plan::{Horizon, Plan};
 use crate::store::Writer as NdjsonWriter;
-use crate::verdict;
 
 /// Aged records are merged into one per minute.
 const COMPACT_BUCKET: f64 = 60.0;
@@ -449,23 +448,19 @@ pub fn judge_and_write(
         driven.memory_limit,
         died.is_some(),
     );
-    let (verdict, last_samples) = match judged {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!("leakgate: cannot read back samples.ndjson: {e}");
-            (None, Vec::new())
-        }
-    };
-    let facts = Facts {
-        target_died: died.is_some(),
-        gate_failed: verdict
-            .as_ref()
-            .is_some_and(|v| v.outcome == verdict::Outcome::Fail),
-        fell_behind: plan.watch.is_none() && load.as_ref().is_none_or(|r| r.fell_behind),
-        inconclusive: verdict
-            .as_ref()
-            .is_none_or(|v| v.outcome == verdict::Outcome::Inconclusive),
-    };
+    let super::recover::Judged {
+        verdict,
+        last_samples,
+        diagnosis,
+    } = judged.unwrap_or_else(|e| {
+        eprintln!("leakgate: cannot read back samples.ndjson: {e}");
+        Default::default()
+    });
+    let facts = Facts::of(
+        died.is_some(),
+        verdict.as_ref(),
+        plan.watch.is_none() && load.as_ref().is_none_or(|r| r.fell_behind),
+    );
     // Incomplete results are never judged as if whole: a lost sample file, a panicked worker.
     let exit = match (&load_error, &write_error) {
         _ if facts.target_died => ExitCode::TargetDied,
@@ -478,6 +473,7 @@ pub fn judge_and_write(
     summary.load = load;
     summary.verdict = verdict;
     summary.last_samples = last_samples;
+    summary.diagnosis = diagnosis;
     summary.error = write_error.or(load_error.map(|e| e.to_string()));
     summary.probe_problems = driven
         .probes

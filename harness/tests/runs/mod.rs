@@ -34,3 +34,47 @@ pub fn tool_missing(test: &str, tool: &str, package: &str) {
     }
     eprintln!("SKIPPED {why}");
 }
+
+/// The leak class a shipped leaky scenario's diagnosis must name first, from its name.
+pub fn expected_class(scenario: &str) -> Option<&'static str> {
+    [
+        ("unbounded-cache", "unbounded_cache"),
+        ("quickstart", "unbounded_cache"),
+        ("slow-leak", "unbounded_cache"),
+        ("unclosed-bodies", "unclosed_bodies"),
+        ("leaked-", "leaked_tasks"),
+        ("native", "native_or_fragmentation"),
+    ]
+    .iter()
+    .find(|(k, _)| scenario.contains(k))
+    .map(|(_, c)| *c)
+}
+
+/// A failed run's diagnosis names the scenario's leak class first, every claim carries a
+/// number, and the terminal output shows it (`Likely: ...`).
+pub fn check_diagnosis(scenario: &str, summary: &serde_json::Value, text: &str) {
+    let Some(class) = expected_class(scenario) else {
+        return;
+    };
+    let findings = summary["diagnosis"]["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{scenario}: no diagnosis in summary.json:\n{text}"));
+    assert_eq!(
+        findings[0]["class"], class,
+        "{scenario}: {findings:#?}\n{text}"
+    );
+    for f in findings {
+        for e in f["evidence"].as_array().unwrap() {
+            let e = e.as_str().unwrap();
+            assert!(
+                e.bytes().any(|b| b.is_ascii_digit()),
+                "{scenario}: no number in {e:?}"
+            );
+        }
+    }
+    let title = findings[0]["title"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("Likely: {title}")),
+        "{scenario}:\n{text}"
+    );
+}
