@@ -9,6 +9,7 @@ pub mod exit;
 pub mod heap;
 pub mod live;
 pub mod load;
+pub mod merge;
 pub mod probe;
 pub mod record;
 pub mod report;

@@ -160,6 +160,7 @@ pub fn plan(
             insecure: a.insecure,
             grpc: None,
             seed: a.seed,
+            shard: None,
         },
         probes: ProbePlan {
             interval: Duration::from_secs(1),

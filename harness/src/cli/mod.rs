@@ -5,6 +5,7 @@ mod analyze;
 mod output;
 mod report;
 mod run;
+mod shard;
 mod watch;
 
 use std::path::PathBuf;
@@ -38,6 +39,9 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Compare two run folders; exit 1 when the new one regressed (p99, slopes, target death).
     Compare(report::CompareArgs),
+    /// Merge the run folders of a sharded load (`run --shard I/N`) into one run, judged and
+    /// reported as a single run; exits with its verdict.
+    Merge(report::MergeArgs),
     /// Print the JSON Schema of summary.json.
     Schema,
     /// Show what grew between two pprof heap profiles, by allocation site (a run folder's
@@ -61,6 +65,8 @@ pub struct RunArgs {
     pub duration: Option<std::time::Duration>,
     #[command(flatten)]
     pub adhoc: adhoc::AdhocArgs,
+    #[command(flatten)]
+    pub shard: shard::ShardArgs,
     /// Stop as soon as the verdict is decided (leak proven, or clean proven: two rolling
     /// evaluations in a row), and print the time to verdict. `--until-verdict=all` waits for
     /// every gate to be decided, so a leak names all the signals that show it.
@@ -181,6 +187,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Report(args) => report::report(args),
         Command::Compare(args) => report::compare(args),
         Command::Heapdiff(args) => report::heapdiff(args),
+        Command::Merge(args) => report::merge(args),
         Command::Schema => {
             println!("{}", crate::report::summary::schema_json());
             ExitCode::Pass

@@ -169,3 +169,28 @@ mod tests {
         assert!(parse_share("ten").is_err());
     }
 }
+
+/// `leakgate merge DIR... --out DIR`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The run folders of every shard (`--shard I/N` runs of one scenario).
+    pub dirs: Vec<PathBuf>,
+    /// The merged run folder to write (new, or an empty folder).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Merges shard folders into one run, judged and reported as a single run; exits with its
+/// verdict (4 when any shard fell behind), 64/65 when the folders are not shards of one run.
+pub fn merge(a: MergeArgs) -> ExitCode {
+    match crate::merge::merge(&a.dirs, &a.out) {
+        Ok(o) => {
+            print!("{}", super::output::outcome(&o));
+            o.exit
+        }
+        Err(e) => {
+            eprintln!("leakgate merge: {e}");
+            e.exit_code()
+        }
+    }
+}

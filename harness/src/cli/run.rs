@@ -103,6 +103,10 @@ pub fn run(args: RunArgs) -> ExitCode {
     }
     plan.apply_extension();
     super::UntilVerdict::apply(args.until_verdict, &mut plan.soak);
+    if let Err(e) = args.shard.apply(&mut plan) {
+        eprintln!("leakgate: {e}");
+        return ExitCode::Usage;
+    }
     plan.soak.compact_after = args.compact_after.max(Duration::from_secs(60));
     plan.soak.segment = args.segment.map(|s| s.max(Duration::from_secs(1)));
     if args.evaluate_every.is_some() {

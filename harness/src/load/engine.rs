@@ -26,7 +26,7 @@ use super::http::{Connector, Sender};
 use super::request::Mix;
 use super::schedule::Schedule;
 use super::stats::{ErrorKind, Outcome, Stats};
-use crate::scenario::plan::{LoadPlan, Protocol, Rate};
+use crate::scenario::plan::{LoadPlan, Protocol, Rate, Shard};
 
 /// What a worker sends to the collector.
 pub enum Part {
@@ -183,13 +183,8 @@ pub fn run_worker(
             &cancel,
         );
         if !closed_loop {
-            let schedule = Schedule::new(
-                &plan.phases,
-                plan.arrivals,
-                shared.seed,
-                id as u64,
-                shared.workers as u64,
-            );
+            let (first, stride) = Shard::arrivals(plan.shard, id as u64, shared.workers as u64);
+            let schedule = Schedule::new(&plan.phases, plan.arrivals, shared.seed, first, stride);
             let max_queue = (plan.max_queue / shared.workers).max(1);
             // A task of its own: the future driving the LocalSet is polled at every wake-up
             // of any task, the dispatcher should only run when its timer fires.
@@ -245,6 +240,7 @@ fn spawn_slots(
     cancel: &CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let plan = &shared.plan;
+    let shard = plan.shard;
     let streams = if plan.protocol == Protocol::Http1 {
         1
     } else {
@@ -269,8 +265,13 @@ fn spawn_slots(
             let cancel = cancel.clone();
             handles.push(tokio::task::spawn_local(async move {
                 if closed_loop {
-                    slot.closed_loop(deadline, cancel, (id * 1_000_003 + c * streams + s) as u64)
-                        .await
+                    slot.closed_loop(
+                        deadline,
+                        cancel,
+                        (id * 1_000_003 + c * streams + s) as u64,
+                        shard,
+                    )
+                    .await
                 } else {
                     slot.open_loop(cancel).await
                 }
@@ -303,14 +304,22 @@ impl Slot {
         }
     }
 
-    async fn closed_loop(mut self, deadline: Instant, cancel: CancellationToken, base_seq: u64) {
+    async fn closed_loop(
+        mut self,
+        deadline: Instant,
+        cancel: CancellationToken,
+        base_seq: u64,
+        shard: Option<Shard>,
+    ) {
+        // Shard I of N numbers its requests I mod N: `{{seq}}` never repeats across shards.
+        let (index, count) = Shard::arrivals(shard, 0, 1);
         let mut n = 0u64;
         // One stop timer for the whole loop, not one per request.
         let stop = tokio::time::sleep_until(deadline + Duration::from_secs(1));
         tokio::pin!(stop);
         while Instant::now() < deadline && !cancel.is_cancelled() {
             self.local.stats.borrow_mut().planned += 1;
-            let seq = base_seq + n * 1_000_000_007;
+            let seq = (base_seq + n * 1_000_000_007) * count + index;
             n += 1;
             tokio::select! {
                 biased;

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::record::{LatencySummary, Window};
-use crate::scenario::plan::{LoadPlan, PhaseKind, Protocol, Rate};
+use crate::scenario::plan::{LoadPlan, PhaseKind, Protocol, Rate, Shard};
 use engine::{Part, Shared};
 use schedule::Schedule;
 use stats::Stats;
@@ -306,7 +306,11 @@ pub fn prepare(plan: &LoadPlan) -> Result<Prepared, LoadError> {
         .threads
         .unwrap_or(by_rate.max(1))
         .clamp(1, plan.connections.max(1));
-    let seed = plan.seed.unwrap_or_else(rand::random);
+    // Each shard draws its own stream: the same scenario seed gives shards different keys.
+    let seed = plan.seed.unwrap_or_else(rand::random)
+        ^ plan.shard.map_or(0, |s| {
+            u64::from(s.index).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        });
     Ok(Prepared {
         shared: Arc::new(Shared {
             plan: plan.clone(),
@@ -490,7 +494,7 @@ impl Collector {
         } else {
             (
                 schedule.duration().as_secs_f64().max(1e-9),
-                schedule.planned_until(schedule.duration()),
+                schedule.planned_until(schedule.duration()) * Shard::share(plan.shard),
             )
         };
         let closed_loop = plan.phases.iter().any(|p| p.rate == Rate::Max);

@@ -214,6 +214,40 @@ mod tests {
     }
 
     #[test]
+    fn shards_and_their_workers_together_are_the_schedule() {
+        use crate::scenario::plan::Shard;
+        let phases = [
+            phase(
+                PhaseKind::Warmup,
+                2,
+                Rate::Ramp {
+                    from: 10.0,
+                    to: 300.0,
+                },
+            ),
+            phase(PhaseKind::Steady, 3, Rate::Constant { rps: 500.0 }),
+        ];
+        let whole: Vec<Arrival> = Schedule::new(&phases, Arrivals::Uniform, 0, 0, 1).collect();
+        let mut union: Vec<Arrival> = Vec::new();
+        for index in 0..3 {
+            let shard = Some(Shard {
+                index,
+                count: 3,
+                start_at_unix_ms: None,
+            });
+            for worker in 0..2 {
+                let (first, stride) = Shard::arrivals(shard, worker, 2);
+                union.extend(Schedule::new(&phases, Arrivals::Uniform, 0, first, stride));
+            }
+        }
+        union.sort_by_key(|a| a.seq);
+        assert_eq!(
+            union, whole,
+            "each arrival once, at its planned time, with its seq"
+        );
+    }
+
+    #[test]
     fn constant_is_exact() {
         let p = [phase(PhaseKind::Steady, 2, Rate::Constant { rps: 1000.0 })];
         let v: Vec<_> = Schedule::new(&p, Arrivals::Uniform, 0, 0, 1).collect();

@@ -70,6 +70,12 @@ pub struct Summary {
     /// their signals are absent from the samples after that.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub probe_problems: Vec<String>,
+    /// For a run merged from shards (`leakgate merge`): where its parts came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<Merged>,
+    /// When the load started (t = 0 of every record), ms since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_started_unix_ms: Option<u64>,
     /// For a failed verdict: the likely leak class, from which signals grew together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diagnosis: Option<crate::diagnose::Diagnosis>,
@@ -77,6 +83,17 @@ pub struct Summary {
 
 fn finished_default() -> bool {
     true
+}
+
+/// The shards a merged run was made of.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+pub struct Merged {
+    /// Shards in all.
+    pub shards: u32,
+    /// The shard folders, as given to `leakgate merge`.
+    pub folders: Vec<String>,
+    /// The shards whose driver fell behind its share of the plan.
+    pub fell_behind: Vec<u32>,
 }
 
 /// A run that ended before its plan did.
@@ -111,6 +128,8 @@ impl Summary {
             error: None,
             probe_problems: Vec::new(),
             diagnosis: None,
+            load_started_unix_ms: None,
+            merged: None,
         }
     }
 

@@ -26,7 +26,7 @@ use crate::scenario::plan::Plan;
 pub use outcome::{Facts, exit_code, steady_spans};
 pub use rolling::EvalHook;
 pub use signals::Stop;
-pub use stages::horizon_words;
+pub use stages::{LOAD_START, horizon_words, write_reports};
 
 /// Errors that end a run before a verdict is possible.
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +137,7 @@ pub fn execute(plan: &Plan, mut opts: RunOptions) -> Result<RunOutcome, RunError
     let folder = stages::Folder::open(plan)?;
     let target = folder.start_target(plan)?;
     let prepared = folder.prepare_load(plan, &target)?;
-    let warm = stages::warm(plan, &folder, &target);
+    let warm = stages::warm(plan, &folder, &target, &opts.stop);
     let mut driven = stages::drive(plan, &folder, &target, prepared.as_ref(), warm, &mut opts);
     stages::drain(plan, &folder, &target, &mut driven, &opts.stop);
     stages::judge_and_write(plan, folder, &target, driven, &opts.stop)

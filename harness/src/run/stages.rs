@@ -44,6 +44,8 @@ pub struct Folder {
     pub(super) dir: PathBuf,
     pub(super) writer: Arc<NdjsonWriter>,
     started_at: String,
+    /// When the load started (t = 0), ms since the Unix epoch.
+    load_started: std::sync::OnceLock<u64>,
 }
 
 impl Folder {
@@ -62,6 +64,7 @@ impl Folder {
             dir,
             writer,
             started_at,
+            load_started: std::sync::OnceLock::new(),
         };
         let mut provisional = folder.summary(plan, None, ExitCode::Inconclusive);
         provisional.finished = false;
@@ -75,7 +78,22 @@ impl Folder {
     }
 
     fn summary(&self, plan: &Plan, pid: Option<u32>, exit: ExitCode) -> Summary {
-        Summary::new(plan, &self.started_at, pid, exit)
+        let mut s = Summary::new(plan, &self.started_at, pid, exit);
+        s.load_started_unix_ms = self.load_started.get().copied();
+        s
+    }
+
+    /// Notes the wall-clock instant of t = 0; a shard also records it in `samples.ndjson`
+    /// (a `load_start` event), so `merge` can place even a shard that was cut off.
+    fn started(&self, plan: &Plan, unix_ms: u64) {
+        let _ = self.load_started.set(unix_ms);
+        if plan.load.shard.is_some() {
+            self.writer.write(&Record::Event(Event {
+                t: 0.0,
+                kind: LOAD_START.into(),
+                detail: unix_ms.to_string(),
+            }));
+        }
     }
 
     /// Starts or finds the target; a target that never came up still leaves a summary.
@@ -155,13 +173,17 @@ pub struct Warm {
 
 /// Takes the baseline sample and the first heap profile, then starts the run clock: the
 /// baseline lies just before t = 0.
-pub fn warm(plan: &Plan, folder: &Folder, target: &Target) -> Warm {
+pub fn warm(plan: &Plan, folder: &Folder, target: &Target, stop: &Stop) -> Warm {
     let completed = Arc::new(AtomicU64::new(0));
     let mut probes = target.probes(&plan.probes, plan.watch.is_some());
     let taken = Instant::now();
     let mut baseline = sampler::sample_once(&mut probes, taken, &completed);
     let heap = capture_heap(plan, &folder.dir, crate::heap::START_NAME);
+    if let Some(shard) = plan.load.shard {
+        wait_for_start(shard, stop);
+    }
     let t0 = Instant::now();
+    folder.started(plan, unix_ms(std::time::SystemTime::now()));
     let before = -(t0 - taken).as_secs_f64();
     if !baseline.signals.is_empty() {
         baseline.t = before;
@@ -178,6 +200,30 @@ pub fn warm(plan: &Plan, folder: &Folder, target: &Target) -> Warm {
         t0,
         probes,
         completed,
+    }
+}
+
+/// The event that records a shard's load start (ms since the Unix epoch in its detail).
+pub const LOAD_START: &str = "load_start";
+
+/// Milliseconds since the Unix epoch.
+fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Waits for a shard's start: its `start_at`, else the next whole second of the wall clock
+/// (a start already past begins at once). A stopped run stops waiting.
+fn wait_for_start(shard: crate::scenario::plan::Shard, stop: &Stop) {
+    let now = unix_ms(std::time::SystemTime::now());
+    let at = shard.start_at_unix_ms.unwrap_or((now / 1000 + 1) * 1000);
+    let until = Instant::now() + Duration::from_millis(at.saturating_sub(now));
+    while !stop.is_stopped() && Instant::now() < until {
+        std::thread::sleep(
+            until
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(50)),
+        );
     }
 }
 

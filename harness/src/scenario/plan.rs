@@ -155,6 +155,37 @@ pub struct LoadPlan {
     pub grpc: Option<GrpcPlan>,
     /// Random seed for templates and Poisson arrivals (None: from entropy).
     pub seed: Option<u64>,
+    /// This process drives one shard of the load (`--shard I/N`), None: all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+}
+
+/// One of `count` processes that drive a load together: it takes arrivals `index`,
+/// `index + count`, ... of the planned schedule, so the union is the schedule itself.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, from 0.
+    pub index: u32,
+    /// Shards in all.
+    pub count: u32,
+    /// When the load starts, in ms since the Unix epoch (`--start-at`): shards started at one
+    /// instant interleave their arrivals exactly. None: at the next whole second, so every
+    /// shard's windows lie on whole seconds of the wall clock and merge window by window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at_unix_ms: Option<u64>,
+}
+
+impl Shard {
+    /// Share of the planned arrivals this shard drives.
+    pub fn share(shard: Option<Self>) -> f64 {
+        shard.map_or(1.0, |s| 1.0 / f64::from(s.count.max(1)))
+    }
+
+    /// The arrivals of worker `id` of `workers`: (first, stride) in the planned schedule.
+    pub fn arrivals(shard: Option<Self>, id: u64, workers: u64) -> (u64, u64) {
+        let (i, n) = shard.map_or((0, 1), |s| (u64::from(s.index), u64::from(s.count.max(1))));
+        (i + n * id, n * workers.max(1))
+    }
 }
 
 /// What a phase is for; the verdict judges the `Steady` phases only.
@@ -466,6 +497,7 @@ impl LoadPlan {
             insecure: false,
             grpc: None,
             seed: None,
+            shard: None,
         }
     }
 }

@@ -486,6 +486,7 @@ impl<'a> Resolver<'a> {
             insecure: l.insecure,
             grpc,
             seed: l.seed,
+            shard: None,
         })
     }
 

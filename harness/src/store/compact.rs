@@ -106,7 +106,7 @@ fn put(slots: &mut [Option<Record>], run: &[usize], merged: Record) {
 }
 
 /// One window standing for `parts` (two or more, in time order, one phase).
-fn merge_windows(parts: &[Window]) -> Window {
+pub(crate) fn merge_windows(parts: &[Window]) -> Window {
     let sum = |f: fn(&Window) -> u64| parts.iter().map(f).fold(0, u64::saturating_add);
     let corrected = merge_histograms(parts.iter().map(|w| w.corrected_hist.as_str()));
     let uncorrected = merge_histograms(parts.iter().map(|w| w.uncorrected_hist.as_str()));

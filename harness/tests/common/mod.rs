@@ -196,6 +196,7 @@ pub fn plan(base: &str, path: &str, rate: Rate, secs: f64, connections: usize) -
         insecure: false,
         grpc: None,
         seed: Some(1),
+        shard: None,
     }
 }
 
