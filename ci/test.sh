@@ -6,6 +6,7 @@
 #   libxml2-utils  xmllint, checks junit.xml against harness/schema/junit.xsd
 #   golang-go      builds targets/go/leaktarget (harness/tests/go_target.rs), standard library only
 #   default-jdk-headless  a real JVM for the hsperfdata probe's test (probe::hsperf)
+#   heaptrack      records the native leak of rest-target (harness/tests/native_target.rs)
 # Where they cannot be installed those tests fail when CI is set (to any value), naming the
 # missing program; without CI they print SKIPPED and pass. Nothing else is fetched.
 set -euo pipefail
@@ -16,6 +17,7 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
 command -v go >/dev/null 2>&1 || need+=(golang-go)
 command -v java >/dev/null 2>&1 || need+=(default-jdk-headless)
+command -v heaptrack_print >/dev/null 2>&1 || need+=(heaptrack)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=()
   [ "$(id -u)" = 0 ] || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null && sudo=(sudo -n); }

@@ -292,3 +292,32 @@ path = "a.B/C"
     assert_eq!(g.protos, vec![dir.path().join("api.proto")]);
     assert_eq!(g.import_paths, vec![dir.path().join("include")]);
 }
+
+#[test]
+fn native_profiler_is_for_spawned_targets_only() {
+    use leakgate::scenario::plan::NativeProfiler;
+    let with = |native: &str| format!("{GOOD}\n[probes]\nnative = \"{native}\"\n");
+    let plan = parse(&with("heaptrack"), &[]).unwrap();
+    assert_eq!(plan.probes.native, Some(NativeProfiler::Heaptrack));
+    assert_eq!(parse(GOOD, &[]).unwrap().probes.native, None);
+    // An unknown profiler names the ones there are, at the value.
+    let e = parse(&with("valgrind"), &[]).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("\"valgrind\"") && msg.contains("known: heaptrack"),
+        "{msg}"
+    );
+    assert!(matches!(e, ScenarioError::At { line: 24, .. }), "{msg}");
+    // An attached target already runs: nothing can be preloaded into it.
+    let attached = with("heaptrack").replacen(
+        "command = [\"{bin:rest-target}\", \"--listen\", \"127.0.0.1:{port:http}\"]\nready_url = \"http://127.0.0.1:{port:http}/healthz\"",
+        "pid = 1",
+        1,
+    );
+    assert!(attached.contains("pid = 1"));
+    let msg = parse(&attached, &[]).unwrap_err().to_string();
+    assert!(
+        msg.contains("needs a spawned target") && msg.contains("attached"),
+        "{msg}"
+    );
+}

@@ -16,6 +16,9 @@ pub enum LeakMode {
     UnclosedBodies,
     /// Each request spawns a task that waits forever on a channel nobody sends on.
     LeakedTasks,
+    /// Each `/native` request allocates a buffer with the C library's malloc and never frees it
+    /// (rest-target only): RSS grows, jemalloc's statistics do not.
+    Native,
 }
 
 /// Flags common to both targets.
@@ -24,7 +27,8 @@ pub struct LeakArgs {
     /// Leak mode (see the list above).
     #[arg(long, value_enum, default_value = "none")]
     pub leak: LeakMode,
-    /// Bytes retained per request by the leaking structure (cache value, upstream body, task buffer).
+    /// Bytes retained per request by the leaking structure (cache value, upstream body, task
+    /// buffer, native buffer).
     #[arg(long, default_value_t = 1024)]
     pub leak_bytes: usize,
     /// Capacity of the fixed (LRU) cache.
@@ -52,7 +56,9 @@ LEAK MODES (--leak):
                    by the request's cancellation or --task-timeout
   unbounded-cache  a global cache keyed by the request key, no eviction, no TTL: grows per new key
   unclosed-bodies  upstream responses kept unread: buffers, connections and fds pile up
-  leaked-tasks     each request spawns a task waiting forever on a channel nobody sends on";
+  leaked-tasks     each request spawns a task waiting forever on a channel nobody sends on
+  native           each /native request mallocs a buffer through the C library and never frees
+                   it (rest-target only): RSS grows, jemalloc's statistics stay flat";
 
 /// Raises the open-files limit as far as allowed: unclosed bodies hold two fds per request.
 pub fn raise_fd_limit() {

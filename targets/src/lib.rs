@@ -9,6 +9,7 @@ pub mod common;
 pub mod conn;
 pub mod grpc;
 pub mod metrics;
+pub mod native;
 pub mod rest;
 pub mod tasks;
 pub mod upstream;

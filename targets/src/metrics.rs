@@ -118,6 +118,11 @@ impl Metrics {
             g(&self.waiting_tasks),
         );
         gauge(
+            "native_buffers",
+            "Buffers from the C library's malloc never freed (--leak native).",
+            crate::native::LEAKED_BUFFERS.load(Ordering::Relaxed) as f64,
+        );
+        gauge(
             "cache_entries",
             "Entries in the cache.",
             cache_entries as f64,

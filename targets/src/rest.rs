@@ -1,4 +1,5 @@
-//! The REST service: `/cache/{key}`, `/proxy`, `/task`, `/hello`, plus `/healthz` and `/metrics`.
+//! The REST service: `/cache/{key}`, `/proxy`, `/task`, `/native`, `/hello`, plus `/healthz` and
+//! `/metrics`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ pub struct Service {
     upstream: Upstream,
     waiters: Waiters,
     leak_bytes: usize,
+    leak_native: bool,
     delay: Duration,
     admin: Arc<AdminState>,
 }
@@ -57,6 +59,7 @@ impl Service {
                 metrics.clone(),
             ),
             leak_bytes: args.leak_bytes,
+            leak_native: args.leak == LeakMode::Native,
             delay: args.delay,
             admin: Arc::new(AdminState {
                 metrics: metrics.clone(),
@@ -92,6 +95,16 @@ impl Service {
                 Ok(n) => text(StatusCode::OK, format!("upstream sent {n} bytes\n")),
                 Err(e) => text(StatusCode::BAD_GATEWAY, format!("{e}\n")),
             },
+            "/native" => {
+                if crate::native::leak_native_buffer(self.leak_bytes, self.leak_native) {
+                    text(
+                        StatusCode::OK,
+                        format!("{} native bytes\n", self.leak_bytes),
+                    )
+                } else {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "malloc failed\n".into())
+                }
+            }
             "/task" => {
                 self.waiters.spawn(self.leak_bytes, conn.child_token());
                 text(StatusCode::ACCEPTED, "task started\n".into())

@@ -117,3 +117,32 @@ fn help_lists_every_mode() {
         );
     }
 }
+
+#[test]
+fn native_buffers_grow_rss_but_not_jemalloc() {
+    const BYTES: usize = 64 * 1024;
+    let bytes = BYTES.to_string();
+    let leaky = start(&["--leak", "native", "--leak-bytes", &bytes]);
+    let fixed = start(&["--leak", "none", "--leak-bytes", &bytes]);
+    let rss = |t: &Target| metric(t, "process_resident_memory_bytes");
+    let heap = |t: &Target| metric(t, "jemalloc_allocated_bytes");
+    let (rss0, heap0, fixed_rss0) = (rss(&leaky), heap(&leaky), rss(&fixed));
+    for _ in 0..N {
+        assert_eq!(get(&leaky.addr, "/native").0, 200);
+        assert_eq!(get(&fixed.addr, "/native").0, 200);
+    }
+    let leaked = (N * BYTES) as f64;
+    assert_eq!(metric(&leaky, "native_buffers"), N as f64);
+    assert_eq!(metric(&fixed, "native_buffers"), 0.0);
+    // The buffers come from the C library's malloc, written through: resident, and unseen by
+    // jemalloc.
+    let grew = rss(&leaky) - rss0;
+    assert!(
+        grew >= 0.9 * leaked,
+        "leaky RSS grew by {grew}, leaked {leaked}"
+    );
+    let heap_grew = heap(&leaky) - heap0;
+    assert!(heap_grew < 0.1 * leaked, "jemalloc grew by {heap_grew}");
+    let fixed_grew = rss(&fixed) - fixed_rss0;
+    assert!(fixed_grew < 0.25 * leaked, "fixed RSS grew by {fixed_grew}");
+}

@@ -176,6 +176,7 @@ pub fn plan(
             force_gc_url: None,
             heap_profile_every: None,
             heap_profiles_kept: 3,
+            native: None,
             requests_from: None,
         },
         gates: GatePlan {

@@ -441,6 +441,34 @@ pub fn heap_line(h: &Result<crate::heap::HeapDiff, String>) -> String {
     line
 }
 
+/// The native heap in one line: heaptrack's total and the function holding most, or why RSS
+/// alone grew.
+pub fn native_line(s: &crate::report::native::Section) -> String {
+    use crate::report::markdown::heap_value;
+    use crate::report::native::Section;
+    let d = match s {
+        Section::Table(d) => d,
+        Section::Failed(e) => return format!("Native heap: no heaptrack table: {e}"),
+        Section::Hint(h) => return format!("Native heap: {h}"),
+    };
+    let mut line = format!(
+        "Native heap (heaptrack): {} never freed when the target stopped",
+        heap_value(d.end_total, &d.unit)
+    );
+    if let Some(s) = d.sites.first() {
+        line.push_str(&format!(
+            "; most by {} ({}",
+            s.function,
+            heap_value(s.end, &d.unit)
+        ));
+        if let Some(c) = s.callers.first() {
+            line.push_str(&format!(", called from {c}"));
+        }
+        line.push_str("); all sites: summary.md");
+    }
+    line
+}
+
 /// Everything after the run, including the bench script's `key=value` line.
 pub fn outcome(o: &RunOutcome) -> String {
     let mut out = String::new();
@@ -469,6 +497,10 @@ pub fn outcome(o: &RunOutcome) -> String {
     }
     if let Some(h) = &o.heap {
         out.push_str(&heap_line(h));
+        out.push('\n');
+    }
+    if let Some(n) = &o.native {
+        out.push_str(&native_line(n));
         out.push('\n');
     }
     if let Some(st) = &o.summary.stopped {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{CheckArgs, RunArgs, adhoc, output, overrides};
 use crate::exit::ExitCode;
-use crate::run::{self, RunError};
+use crate::run;
 use crate::scenario;
 use crate::scenario::plan::Plan;
 use crate::scenario::resolve::MIN_EVALUATE_EVERY;
@@ -97,6 +97,13 @@ pub fn run(args: RunArgs) -> ExitCode {
         eprintln!("leakgate: {}: {e}", args.target);
         return ExitCode::BadScenario;
     }
+    // A profiler the scenario asks for must be installed before anything starts: one line.
+    if plan.probes.native.is_some()
+        && let Err(e) = crate::heap::heaptrack::Tools::find()
+    {
+        eprintln!("leakgate: {}: {e}", args.target);
+        return ExitCode::BadScenario;
+    }
     let mut plan = plan;
     if args.extend_if_inconclusive.is_some() {
         plan.gates.extend_if_inconclusive = args.extend_if_inconclusive;
@@ -178,10 +185,8 @@ pub fn launch(plan: &Plan, no_progress: bool, quiet: bool, listen_public: bool) 
         }
         Err(e) => {
             eprintln!("leakgate: {e:#}");
-            match &e {
-                RunError::Target(_) => eprintln!("Exit 3: the target died or never became ready"),
-                RunError::Load(l) if l.is_plan_error() => {}
-                _ => {}
+            if matches!(e, run::RunError::Target(_)) && e.exit_code() == ExitCode::TargetDied {
+                eprintln!("Exit 3: the target died or never became ready");
             }
             e.exit_code()
         }

@@ -201,6 +201,7 @@ fn base_plan() -> Plan {
             force_gc_url: None,
             heap_profile_every: None,
             heap_profiles_kept: 3,
+            native: None,
             requests_from: None,
         },
         gates: GatePlan {

@@ -8,7 +8,7 @@ use super::pprof::Profile;
 
 /// Entry points of the allocator: they and every frame below them (the allocator's own
 /// internals, whatever their names in a debug build) are never a site.
-const ALLOCATOR: &[&str] = &[
+pub(super) const ALLOCATOR: &[&str] = &[
     "_rjem_",
     "je_",
     "malloc",
@@ -44,7 +44,7 @@ const LIBRARY: &[&str] = &[
 ];
 
 /// How many frames above the site are shown as its callers.
-const CALLERS: usize = 3;
+pub(super) const CALLERS: usize = 3;
 
 /// The growth between two profiles.
 #[derive(Debug, Clone, PartialEq)]
@@ -239,7 +239,7 @@ fn sites(p: &Profile, index: usize) -> Result<HashMap<String, Site>, String> {
 /// A library frame. A trait method `<A as B>::m` belongs to A's crate, or to B's when A is a
 /// built-in type (`<u8 as alloc::vec::SpecFromElem>::from_elem` is the standard library's,
 /// `<app::Buf as std::io::Write>::write` the application's).
-fn is_library(name: &str) -> bool {
+pub(super) fn is_library(name: &str) -> bool {
     let bare = name.strip_prefix("__rustc::").unwrap_or(name);
     if let Some((a, b)) = bare.strip_prefix('<').and_then(|r| r.split_once(" as ")) {
         let builtin = !a.contains("::");
@@ -248,7 +248,7 @@ fn is_library(name: &str) -> bool {
     matches_any(bare, LIBRARY)
 }
 
-fn matches_any(name: &str, prefixes: &[&str]) -> bool {
+pub(super) fn matches_any(name: &str, prefixes: &[&str]) -> bool {
     let bare = name.trim_start_matches(['<', '&', '*', '(']);
     // Rust 1.9x names its allocator shims `__rustc::__rust_alloc`.
     let bare = bare.strip_prefix("__rustc::").unwrap_or(bare);

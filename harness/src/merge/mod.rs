@@ -132,12 +132,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<RunOutcome, MergeError> {
         fell_behind: behind,
     });
     s.write(out).map_err(write_err(&out.join("summary.json")))?;
-    let heap = crate::run::write_reports(out);
+    let run = crate::run::write_reports(out);
     Ok(RunOutcome {
         exit,
         run_dir: out.to_path_buf(),
         summary: s,
-        heap,
+        heap: run.as_ref().and_then(|r| r.heap.clone()),
+        native: run.as_ref().and_then(crate::report::native::section),
     })
 }
 

@@ -102,6 +102,7 @@ mod tests {
             force_gc_url: None,
             heap_profile_every: None,
             heap_profiles_kept: 3,
+            native: None,
             requests_from: None,
         }
     }

@@ -65,6 +65,9 @@ pub fn render(run: &RunData) -> String {
     diagnosis(&mut h, run);
     load(&mut h, run);
     heap(&mut h, run);
+    if let Some(n) = super::native::section(run) {
+        h.push_str(&super::native::html(&n));
+    }
     let charts = charts::build(run);
     if !charts.is_empty() {
         h.push_str(

@@ -90,6 +90,9 @@ pub fn render(run: &RunData, html_name: &str) -> String {
     if let Some(h) = &run.heap {
         out.push_str(&heap(h, crate::heap::START_NAME, crate::heap::END_NAME));
     }
+    if let Some(n) = super::native::section(run) {
+        out.push_str(&super::native::markdown(&n));
+    }
     let _ = writeln!(
         out,
         "Run folder `{}`: HTML report [`{html_name}`]({html_name}), `summary.json`, `samples.ndjson`, `junit.xml`.",

@@ -8,6 +8,7 @@ pub mod compare;
 pub mod html;
 pub mod junit;
 pub mod markdown;
+pub mod native;
 pub mod run_data;
 pub mod summary;
 pub mod svg;

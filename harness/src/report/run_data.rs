@@ -26,6 +26,8 @@ pub struct RunData {
     pub evaluations: Vec<Evaluation>,
     /// What grew between the heap profiles, when the run took them.
     pub heap: Option<Result<crate::heap::HeapDiff, String>>,
+    /// heaptrack's table, when the target ran under it (or why there is none).
+    pub native: Option<Result<crate::heap::HeapDiff, String>>,
 }
 
 impl RunData {
@@ -57,6 +59,17 @@ impl RunData {
         samples.sort_by(|a, b| a.t.total_cmp(&b.t));
         events.sort_by(|a, b| a.t.total_cmp(&b.t));
         evaluations.sort_by(|a, b| a.t.total_cmp(&b.t));
+        let native = crate::heap::heaptrack::read_run(dir).or_else(|| {
+            let why = events
+                .iter()
+                .rev()
+                .find(|e| e.kind == "heaptrack")
+                .map_or_else(
+                    || "the run ended before its target was stopped and traced".to_string(),
+                    |e| e.detail.clone(),
+                );
+            summary.plan.probes.native.map(|_| Err(why))
+        });
         Self {
             dir: dir.to_path_buf(),
             summary,
@@ -65,6 +78,7 @@ impl RunData {
             events,
             evaluations,
             heap: crate::heap::diff_run(dir),
+            native,
         }
     }
 

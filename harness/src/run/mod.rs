@@ -57,6 +57,7 @@ impl RunError {
         match self {
             RunError::Input(_) => ExitCode::Usage,
             RunError::Results { .. } => ExitCode::Io,
+            RunError::Target(target::TargetError::Native(_)) => ExitCode::BadScenario,
             RunError::Target(_) | RunError::Load(load::LoadError::Target(_)) => {
                 ExitCode::TargetDied
             }
@@ -78,6 +79,8 @@ pub struct RunOutcome {
     pub summary: Summary,
     /// What grew between the heap profiles, as the reports show it, when the run took them.
     pub heap: Option<Result<crate::heap::HeapDiff, String>>,
+    /// The native heap section of the reports (heaptrack's table, or why RSS alone grew).
+    pub native: Option<crate::report::native::Section>,
 }
 
 /// Called for every closed load window.

@@ -110,7 +110,8 @@ impl Folder {
                     _ => RunError::Target(e),
                 };
                 let mut s = self.summary(plan, None, err.exit_code());
-                if matches!(err, RunError::Target(_)) {
+                // A missing profiler is the plan's problem (exit 65), not the target's.
+                if err.exit_code() == ExitCode::TargetDied {
                     s.target_exit = Some(TargetExit {
                         t: 0.0,
                         cause: err.to_string(),
@@ -478,6 +479,13 @@ pub fn judge_and_write(
         }));
     }
     target.stop();
+    if let Some(detail) = target.finish_native(&folder.dir) {
+        let t = sampler_secs(driven.t0);
+        let kind = "heaptrack".into();
+        folder
+            .writer
+            .write(&Record::Event(Event { t, kind, detail }));
+    }
     let (load, load_error) = match driven.load {
         Some(Ok(r)) => (Some(r), None),
         Some(Err(e)) => (None, Some(e)),
@@ -555,23 +563,24 @@ pub fn judge_and_write(
             path: folder.dir.join("summary.json"),
             source,
         })?;
-    let heap = write_reports(&folder.dir);
+    let run = write_reports(&folder.dir);
     Ok(RunOutcome {
         exit,
         run_dir: folder.dir,
         summary,
-        heap,
+        heap: run.as_ref().and_then(|r| r.heap.clone()),
+        native: run.as_ref().and_then(crate::report::native::section),
     })
 }
 
-/// Writes the reports from the files just written and hands back their heap diff; a report
-/// that cannot be written costs the report, never the run's result (summary.json and
+/// Writes the reports from the files just written and hands back what they were made from; a
+/// report that cannot be written costs the report, never the run's result (summary.json and
 /// samples.ndjson are already on disk).
-pub fn write_reports(run_dir: &Path) -> Option<Result<crate::heap::HeapDiff, String>> {
+pub fn write_reports(run_dir: &Path) -> Option<crate::report::run_data::RunData> {
     let written = crate::report::run_data::RunData::load(run_dir)
-        .and_then(|run| crate::report::write_run(&run).map(|_| run.heap));
+        .and_then(|run| crate::report::write_run(&run).map(|_| run));
     match written {
-        Ok(heap) => heap,
+        Ok(run) => Some(run),
         Err(e) => {
             eprintln!(
                 "leakgate: warning: reports not written: {e} (retry: leakgate report {})",

@@ -4,9 +4,10 @@ use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::heap::heaptrack::{self, HeaptrackError};
 use crate::probe::ProbeSet;
 use crate::scenario::placeholders::{default_bin_dir, default_go_dir, workspace_dir};
-use crate::scenario::plan::{Plan, ProbePlan, TargetPlan};
+use crate::scenario::plan::{NativeProfiler, Plan, ProbePlan, TargetPlan};
 use crate::supervise::{self, Attached, ExitInfo, SuperviseError, Supervised, find};
 
 /// Why the target could not be had (exit 3).
@@ -33,6 +34,9 @@ pub enum TargetError {
         /// Why.
         reason: String,
     },
+    /// The native heap profiler the plan asks for is not installed.
+    #[error(transparent)]
+    Native(#[from] HeaptrackError),
     /// The base URL does not accept connections.
     #[error("the target at {url} is not reachable: {reason}")]
     Unreachable {
@@ -52,11 +56,14 @@ enum Kind {
 /// The target of one run.
 pub struct Target {
     kind: Kind,
+    /// heaptrack, when the spawned target runs under it.
+    native: Option<heaptrack::Tools>,
 }
 
 impl Target {
     /// Starts or finds the target, then checks its base URL accepts connections.
     pub fn start(plan: &Plan, run_dir: &Path) -> Result<Self, TargetError> {
+        let mut native = None;
         let kind = match &plan.target {
             TargetPlan::Spawn(s) => {
                 for bin in &s.build_bins {
@@ -65,12 +72,20 @@ impl Target {
                 for name in &s.build_go {
                     ensure_go_built(name)?;
                 }
-                Kind::Spawned(supervise::spawn(s, run_dir)?)
+                let mut s = std::borrow::Cow::Borrowed(s);
+                if plan.probes.native == Some(NativeProfiler::Heaptrack) {
+                    let tools = heaptrack::Tools::find()?;
+                    let program = s.command.first().cloned().unwrap_or_default();
+                    let env = tools.env(&s.env, run_dir, &program);
+                    s.to_mut().env.extend(env);
+                    native = Some(tools);
+                }
+                Kind::Spawned(supervise::spawn(&s, run_dir)?)
             }
             TargetPlan::Attach(a) => Kind::Attached(supervise::attach(a)?),
             TargetPlan::UrlOnly => Kind::UrlOnly,
         };
-        let target = Self { kind };
+        let target = Self { kind, native };
         // A watch drives nothing: there is no URL to reach.
         if plan.watch.is_none() {
             preflight(&plan.load.base_url)?;
@@ -141,6 +156,16 @@ impl Target {
         if let Kind::Spawned(s) = &self.kind {
             s.stop();
         }
+    }
+
+    /// For a target run under heaptrack, once stopped: its table written into `run_dir`, and
+    /// what was found (or why not) in a line for the run's events.
+    pub fn finish_native(&self, run_dir: &Path) -> Option<String> {
+        let done = self.native.as_ref()?.finish(run_dir);
+        Some(done.unwrap_or_else(|e| {
+            eprintln!("leakgate: warning: {e}");
+            e.to_string()
+        }))
     }
 }
 

@@ -273,6 +273,8 @@ pub struct ProbesFile {
     /// The target's request counter: `{ url = ".../metrics", metric = "http_requests_total" }`
     /// or an nginx stub_status URL.
     pub requests_from: Option<RequestsFromFile>,
+    /// Native heap profiler for a spawned target: `"heaptrack"`.
+    pub native: Option<Spanned<String>>,
 }
 
 /// `[probes] requests_from`.

@@ -315,6 +315,31 @@ pub struct ProbePlan {
     /// The target's request counter (the x-axis of a watch; a `target_requests` signal in a run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_from: Option<RequestCounter>,
+    /// Native heap profiler the spawned target runs under (its table is read after it stops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native: Option<NativeProfiler>,
+}
+
+/// A profiler of the C library's allocator (what runtime heap profiles do not see).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NativeProfiler {
+    /// heaptrack's preload library records every malloc and free; `heaptrack_print` lists
+    /// what was never freed, by stack.
+    Heaptrack,
+}
+
+impl NativeProfiler {
+    /// The names `[probes] native` accepts.
+    pub const NAMES: &[&str] = &["heaptrack"];
+
+    /// The profiler named `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "heaptrack" => Some(Self::Heaptrack),
+            _ => None,
+        }
+    }
 }
 
 fn default_heap_kept() -> usize {

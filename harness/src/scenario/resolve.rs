@@ -268,6 +268,7 @@ impl<'a> Resolver<'a> {
         };
         let has_process = !matches!(target, TargetPlan::UrlOnly);
         let probes = self.probes(&file, has_process)?;
+        self.check_native(&file, &target)?;
         let gates = self.gates(&file)?;
         Ok(Plan {
             name,
@@ -719,6 +720,20 @@ impl<'a> Resolver<'a> {
             force_gc_url: url(self, "force_gc_url", &p.force_gc_url)?,
             heap_profile_every: heap_profile_every.map(|d| d.0),
             heap_profiles_kept: p.heap_profiles_kept.unwrap_or(3).max(1),
+            native: match &p.native {
+                Some(n) => Some(NativeProfiler::from_name(n.get_ref()).ok_or_else(|| {
+                    self.err(
+                        n.span(),
+                        format!(
+                            "[probes] `native` = \"{}\" is not a native heap profiler leakgate \
+                             runs; known: {}",
+                            n.get_ref(),
+                            NativeProfiler::NAMES.join(", ")
+                        ),
+                    )
+                })?),
+                None => None,
+            },
             requests_from: match &p.requests_from {
                 Some(r) => Some(RequestCounter {
                     url: probe_url(self, "requests_from.url", &r.url)?,
@@ -727,6 +742,31 @@ impl<'a> Resolver<'a> {
                 None => None,
             },
         })
+    }
+
+    /// A native profiler is preloaded into a process as it starts: only a spawned target has one.
+    fn check_native(&self, f: &ScenarioFile, target: &TargetPlan) -> Result<(), ScenarioError> {
+        let Some(n) = f.probes.as_ref().and_then(|p| p.get_ref().native.as_ref()) else {
+            return Ok(());
+        };
+        let why = match target {
+            TargetPlan::Spawn(_) => return Ok(()),
+            TargetPlan::Attach(_) => {
+                "the target is attached: heaptrack's library is preloaded into a process as \
+                 leakgate starts it, and this one already runs (give [target] a `command`, or see \
+                 the README for bcc's memleak on a running process)"
+            }
+            TargetPlan::UrlOnly => {
+                "there is no target process, only a URL (give [target] a `command`)"
+            }
+        };
+        Err(self.err(
+            n.span(),
+            format!(
+                "[probes] `native` = \"{}\" needs a spawned target: {why}",
+                n.get_ref()
+            ),
+        ))
     }
 
     fn gates(&mut self, f: &ScenarioFile) -> Result<GatePlan, ScenarioError> {

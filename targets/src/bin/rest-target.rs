@@ -17,7 +17,7 @@ pub static malloc_conf: &[u8] = b"prof:true,prof_active:true,lg_prof_sample:19\0
 
 /// A REST service with a switchable memory leak, for proving leakgate.
 ///
-/// Endpoints: GET /cache/{key}, /proxy, /task, /hello, /healthz, /metrics;
+/// Endpoints: GET /cache/{key}, /proxy, /task, /native, /hello, /healthz, /metrics;
 /// the admin listener serves /metrics, /healthz and /debug/pprof/heap.
 #[derive(Debug, Parser)]
 #[command(name = "rest-target", version, after_help = MODES_HELP)]
