@@ -64,6 +64,9 @@ pub fn render(run: &RunData) -> String {
     gates(&mut h, run);
     load(&mut h, run);
     heap(&mut h, run);
+    if let Some(g) = &run.goroutines {
+        super::goroutines::html(&mut h, g);
+    }
     let charts = charts::build(run);
     if !charts.is_empty() {
         h.push_str(

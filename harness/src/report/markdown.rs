@@ -79,6 +79,9 @@ pub fn render(run: &RunData, html_name: &str) -> String {
     if let Some(h) = &run.heap {
         out.push_str(&heap(h, crate::heap::START_NAME, crate::heap::END_NAME));
     }
+    if let Some(g) = &run.goroutines {
+        out.push_str(&super::goroutines::markdown(g));
+    }
     let _ = writeln!(
         out,
         "Run folder `{}`: HTML report [`{html_name}`]({html_name}), `summary.json`, `samples.ndjson`, `junit.xml`.",

@@ -26,6 +26,8 @@ pub struct RunData {
     pub evaluations: Vec<Evaluation>,
     /// What grew between the heap profiles, when the run took them.
     pub heap: Option<Result<crate::heap::HeapDiff, String>>,
+    /// What grew between the goroutine dumps of a Go target, when the run took them.
+    pub goroutines: Option<Result<crate::heap::GoroutineDiff, String>>,
 }
 
 impl RunData {
@@ -57,6 +59,12 @@ impl RunData {
         samples.sort_by(|a, b| a.t.total_cmp(&b.t));
         events.sort_by(|a, b| a.t.total_cmp(&b.t));
         evaluations.sort_by(|a, b| a.t.total_cmp(&b.t));
+        let mut heap = crate::heap::diff_run(dir);
+        let goroutines = crate::heap::goroutines::diff_run(dir);
+        // A heap site that is goroutines (runtime.malg) is called from the code starting them.
+        if let (Some(Ok(h)), Some(Ok(g))) = (heap.as_mut(), goroutines.as_ref()) {
+            crate::heap::goroutines::attribute(h, g);
+        }
         Self {
             dir: dir.to_path_buf(),
             summary,
@@ -64,7 +72,8 @@ impl RunData {
             samples,
             events,
             evaluations,
-            heap: crate::heap::diff_run(dir),
+            heap,
+            goroutines,
         }
     }
 

@@ -7,6 +7,7 @@
 //! a run cut off by `kill -9` is still judged later by `leakgate report` (see [`recover`]).
 
 pub mod outcome;
+mod profiles;
 pub mod recent;
 pub mod recover;
 pub mod rolling;
@@ -78,6 +79,8 @@ pub struct RunOutcome {
     pub summary: Summary,
     /// What grew between the heap profiles, as the reports show it, when the run took them.
     pub heap: Option<Result<crate::heap::HeapDiff, String>>,
+    /// What grew between the goroutine dumps, when the run took them.
+    pub goroutines: Option<Result<crate::heap::GoroutineDiff, String>>,
 }
 
 /// Called for every closed load window.

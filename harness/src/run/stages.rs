@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::profiles::{self, Moment};
 use super::recent::Recent;
 use super::rolling::{Decided, Housekeeper, Housekeeping, Judge};
 use super::signals::Stop;
@@ -161,19 +162,17 @@ pub fn warm(plan: &Plan, folder: &Folder, target: &Target) -> Warm {
     let mut probes = target.probes(&plan.probes, plan.watch.is_some());
     let taken = Instant::now();
     let mut baseline = sampler::sample_once(&mut probes, taken, &completed);
-    let heap = capture_heap(plan, &folder.dir, crate::heap::START_NAME);
+    let events = profiles::capture(plan, &folder.dir, Moment::Start);
     let t0 = Instant::now();
     let before = -(t0 - taken).as_secs_f64();
     if !baseline.signals.is_empty() {
         baseline.t = before;
         folder.writer.write(&Record::Probe(baseline));
     }
-    if let Some(detail) = heap {
-        folder.writer.write(&Record::Event(Event {
-            t: before,
-            kind: "heap_profile".into(),
-            detail,
-        }));
+    for e in events {
+        folder
+            .writer
+            .write(&Record::Event(Event { t: before, ..e }));
     }
     Warm {
         t0,
@@ -344,28 +343,7 @@ fn chores(plan: &Plan, folder: &Folder, t0: Instant) -> Vec<(Duration, super::ro
             }),
         ));
     }
-    if let (Some(every), Some(_)) = (
-        plan.probes.heap_profile_every,
-        &plan.probes.heap_profile_url,
-    ) {
-        let (plan, dir, writer) = (plan.clone(), folder.dir.clone(), folder.writer.clone());
-        let mut n = 0u32;
-        out.push((
-            every,
-            Box::new(move |_t| {
-                n += 1;
-                let name = crate::heap::scheduled_name(n);
-                if let Some(detail) = capture_heap(&plan, &dir, &name) {
-                    writer.write(&Record::Event(Event {
-                        t: sampler_secs(t0),
-                        kind: "heap_profile".into(),
-                        detail,
-                    }));
-                }
-                crate::heap::prune_scheduled(&dir, plan.probes.heap_profiles_kept);
-            }),
-        ));
-    }
+    out.extend(profiles::chores(plan, &folder.dir, &folder.writer, t0));
     out
 }
 
@@ -386,12 +364,9 @@ pub fn drain(plan: &Plan, folder: &Folder, target: &Target, driven: &mut Driven,
     if plan.watch.is_some() || driven.died.is_some() || stopped_by_signal {
         return;
     }
-    if let Some(detail) = capture_heap(plan, &folder.dir, crate::heap::END_NAME) {
-        folder.writer.write(&Record::Event(Event {
-            t: sampler_secs(driven.t0),
-            kind: "heap_profile".into(),
-            detail,
-        }));
+    let t = sampler_secs(driven.t0);
+    for e in profiles::capture(plan, &folder.dir, Moment::End) {
+        folder.writer.write(&Record::Event(Event { t, ..e }));
     }
     let Some(probes) = driven.probes.as_mut() else {
         return;
@@ -512,46 +487,36 @@ pub fn judge_and_write(
             path: folder.dir.join("summary.json"),
             source,
         })?;
-    let heap = write_reports(&folder.dir);
+    let (heap, goroutines) = write_reports(&folder.dir);
     Ok(RunOutcome {
         exit,
         run_dir: folder.dir,
         summary,
         heap,
+        goroutines,
     })
 }
 
-/// Writes the reports from the files just written and hands back their heap diff; a report
-/// that cannot be written costs the report, never the run's result (summary.json and
-/// samples.ndjson are already on disk).
-pub fn write_reports(run_dir: &Path) -> Option<Result<crate::heap::HeapDiff, String>> {
+/// Writes the reports from the files just written and hands back their heap and goroutine
+/// diffs; a report that cannot be written costs the report, never the run's result
+/// (summary.json and samples.ndjson are already on disk).
+pub fn write_reports(run_dir: &Path) -> (Option<HeapDiffResult>, Option<GoroutineDiffResult>) {
     let written = crate::report::run_data::RunData::load(run_dir)
-        .and_then(|run| crate::report::write_run(&run).map(|_| run.heap));
+        .and_then(|run| crate::report::write_run(&run).map(|_| (run.heap, run.goroutines)));
     match written {
-        Ok(heap) => heap,
+        Ok(diffs) => diffs,
         Err(e) => {
             eprintln!(
                 "leakgate: warning: reports not written: {e} (retry: leakgate report {})",
                 run_dir.display()
             );
-            None
+            (None, None)
         }
     }
 }
 
-/// Saves a heap profile (pprof, as Go and jemalloc_pprof serve it) into the run folder, so
-/// `go tool pprof -diff_base heap-start.pb.gz heap-end.pb.gz` shows what grew; returns the
-/// event's detail, or None when the plan takes no profiles.
-fn capture_heap(plan: &Plan, run_dir: &Path, name: &str) -> Option<String> {
-    let url = plan.probes.heap_profile_url.as_ref()?;
-    Some(match probe::http_get(url, Duration::from_secs(30)) {
-        Ok(body) => match std::fs::write(run_dir.join(name), &body) {
-            Ok(()) => format!("{name}: {} bytes from {url}", body.len()),
-            Err(e) => format!("{name}: cannot write: {e}"),
-        },
-        Err(e) => format!("{name}: {e}"),
-    })
-}
+type HeapDiffResult = Result<crate::heap::HeapDiff, String>;
+type GoroutineDiffResult = Result<crate::heap::GoroutineDiff, String>;
 
 fn exit_record(e: crate::supervise::ExitInfo, t0: Instant) -> TargetExit {
     TargetExit {
