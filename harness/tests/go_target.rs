@@ -213,7 +213,49 @@ fn go_closed_bodies_pass() {
 
 #[test]
 fn go_leaked_goroutines_leak() {
-    leaky("go-leaked-goroutines", &["go_goroutines"]);
+    let Some(r) = leaky("go-leaked-goroutines", &["go_goroutines"]) else {
+        return;
+    };
+    // Dumps before and after the load; the count each tick came from go_goroutines, the
+    // dumps only at the ends (two goroutine_dump events, nothing scheduled in a 25 s run).
+    for f in ["goroutines-start.txt", "goroutines-end.txt"] {
+        assert!(r.dir.join(f).exists(), "no {f}");
+    }
+    let samples = std::fs::read_to_string(r.dir.join("samples.ndjson")).unwrap();
+    assert_eq!(
+        samples.matches("\"goroutine_dump\"").count(),
+        2,
+        "{samples}"
+    );
+    for sig in [
+        "\"goroutines\"",
+        "\"go_heap_live_bytes\"",
+        "\"go_gc_pause_seconds_total\"",
+    ] {
+        assert!(samples.contains(sig), "no {sig} in samples.ndjson");
+    }
+    // The goroutine table: the watchers that grew, where they wait and who started them.
+    let md = std::fs::read_to_string(r.dir.join("summary.md")).unwrap();
+    let top = md
+        .lines()
+        .skip_while(|l| !l.starts_with("| blocked in |"))
+        .nth(2)
+        .unwrap_or_else(|| panic!("no goroutine table in summary.md:\n{md}"));
+    assert!(
+        top.starts_with("| `main.watchItem` | select | `main.item` ("),
+        "{top}\n{md}"
+    );
+    assert!(
+        r.text
+            .contains("blocked in main.watchItem (select), created by main.item"),
+        "{}",
+        r.text
+    );
+    // The heap table's goroutine row (runtime.malg, cut at the system stack) names the code
+    // that started them.
+    if let Some(malg) = md.lines().find(|l| l.starts_with("| `runtime.malg`")) {
+        assert!(malg.contains("main.item (go statement"), "{malg}");
+    }
 }
 
 #[test]

@@ -171,6 +171,7 @@ pub fn plan(
             prometheus: None,
             expvar_url: None,
             goroutine_url: None,
+            goroutine_profile_every: crate::scenario::plan::DEFAULT_GOROUTINE_PROFILE_EVERY,
             heap_profile_url: None,
             drain_wait: Duration::ZERO,
             force_gc_url: None,

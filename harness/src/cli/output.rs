@@ -503,6 +503,10 @@ pub fn outcome(o: &RunOutcome) -> String {
         out.push_str(&native_line(n));
         out.push('\n');
     }
+    if let Some(g) = &o.goroutines {
+        out.push_str(&crate::report::goroutines::line(g));
+        out.push('\n');
+    }
     if let Some(st) = &o.summary.stopped {
         if st.verdict_decided {
             let planned = o.summary.plan.load_duration().as_secs_f64();

@@ -40,7 +40,11 @@ const LIBRARY: &[&str] = &[
     "bytes::",
     "smallvec::",
     "indexmap::",
+    // Go's runtime: `runtime.malg`, `runtime.newproc1`, `runtime.systemstack` allocate a
+    // goroutine for the `go` statement above them; `runtime/pprof`, `internal/poll`.
     "runtime.",
+    "runtime/",
+    "internal/",
 ];
 
 /// How many frames above the site are shown as its callers.
@@ -225,9 +229,13 @@ fn sites(p: &Profile, index: usize) -> Result<HashMap<String, Site>, String> {
                 0 => file.to_string(),
                 l => format!("{file}:{l}"),
             });
+            // A stack of library frames only (Go cuts a goroutine's allocation at the
+            // system stack: `runtime.malg ← runtime.newproc1 ← runtime.systemstack`) shows
+            // those, so the row still says what the library was doing.
+            let all = is_library(name);
             site.callers = frames[at + 1..]
                 .iter()
-                .filter(|(n, _, _)| !is_library(n))
+                .filter(|(n, _, _)| all || !is_library(n))
                 .take(CALLERS)
                 .map(|(n, _, _)| n.to_string())
                 .collect();
@@ -381,6 +389,62 @@ mod tests {
         assert_eq!(d.sample_type, "space");
         assert_eq!(d.sites[0].function, "alloc::vec::Vec<T>::push");
         assert_eq!(d.sites[0].growth(), 4096);
+    }
+
+    #[test]
+    fn go_runtime_frames_give_way_to_the_code_that_started_the_goroutine() {
+        let types = [("inuse_space", "bytes")];
+        // A goroutine's g, allocated for a `go` statement in main.item, the stack unwound
+        // through the system stack switch (as newer Go versions record it).
+        let through: &[&str] = &[
+            "runtime.mallocgc",
+            "runtime.newobject",
+            "runtime.malg",
+            "runtime.newproc1",
+            "runtime.newproc.func1",
+            "runtime.systemstack",
+            "runtime.systemstack_switch",
+            "runtime.newproc",
+            "main.item",
+            "main.(*service).watch",
+            "net/http.HandlerFunc.ServeHTTP",
+            "runtime.goexit",
+        ];
+        // The same allocation as Go 1.19 records it: cut at the system stack.
+        let cut: &[&str] = &[
+            "runtime.malg",
+            "runtime.newproc1",
+            "runtime.newproc.func1",
+            "runtime.systemstack",
+        ];
+        let d = diff(
+            &profile(&types, &[]),
+            &profile(&types, &[(through, vec![4160])]),
+            5,
+        )
+        .unwrap();
+        assert_eq!(d.sites[0].function, "main.item");
+        assert_eq!(
+            d.sites[0].callers,
+            ["main.(*service).watch", "net/http.HandlerFunc.ServeHTTP"]
+        );
+        let d = diff(
+            &profile(&types, &[]),
+            &profile(&types, &[(cut, vec![4160])]),
+            5,
+        )
+        .unwrap();
+        assert_eq!(d.sites[0].function, "runtime.malg");
+        assert_eq!(
+            d.sites[0].callers,
+            [
+                "runtime.newproc1",
+                "runtime.newproc.func1",
+                "runtime.systemstack"
+            ]
+        );
+        assert!(is_library("runtime/pprof.(*profMap).lookup"));
+        assert!(is_library("internal/poll.(*FD).Init"));
     }
 
     #[test]

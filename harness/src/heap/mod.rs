@@ -3,12 +3,14 @@
 //! library's allocator still held when a target run under heaptrack stopped (`heaptrack`).
 
 pub mod diff;
+pub mod goroutines;
 pub mod heaptrack;
 pub mod pprof;
 
 use std::path::{Path, PathBuf};
 
 pub use diff::{HeapDiff, Site};
+pub use goroutines::{GoroutineDiff, GoroutineGroup};
 
 /// File name of the heap profile taken before the load.
 pub const START_NAME: &str = "heap-start.pb.gz";
@@ -68,10 +70,18 @@ pub fn diff_run(dir: &Path) -> Option<Result<HeapDiff, String>> {
     if !start.exists() {
         return None;
     }
-    Some(diff_files(&start, &end, TOP).map_err(|e| match e {
-        HeapError::Read { path, source } => format!("cannot read {}: {source}", name(&path)),
-        HeapError::Profile { path, message } => format!("{}: {message}", name(&path)),
-    }))
+    Some(diff_files(&start, &end, TOP).map_err(|e| e.brief()))
+}
+
+impl HeapError {
+    /// The error with files named by their name only, so reports read the same wherever the
+    /// folder is.
+    pub fn brief(&self) -> String {
+        match self {
+            HeapError::Read { path, source } => format!("cannot read {}: {source}", name(path)),
+            HeapError::Profile { path, message } => format!("{}: {message}", name(path)),
+        }
+    }
 }
 
 /// File name of the `n`-th scheduled heap profile (`heap_profile_every`).

@@ -139,6 +139,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<RunOutcome, MergeError> {
         summary: s,
         heap: run.as_ref().and_then(|r| r.heap.clone()),
         native: run.as_ref().and_then(crate::report::native::section),
+        goroutines: run.as_ref().and_then(|r| r.goroutines.clone()),
     })
 }
 

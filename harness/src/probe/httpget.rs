@@ -12,6 +12,12 @@ const MAX_BODY: usize = 32 << 20;
 
 /// GETs `url` (http only) and returns the body of a 2xx answer.
 pub fn get(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
+    get_up_to(url, timeout, MAX_BODY)
+}
+
+/// [`get`] with another largest body (a goroutine dump is larger than a metrics page); above
+/// the default a longer body is an error, not a silently shorter answer.
+pub fn get_up_to(url: &str, timeout: Duration, max: usize) -> Result<Vec<u8>, String> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| format!("{url}: only http:// URLs can be probed"))?;
@@ -68,13 +74,18 @@ pub fn get(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
         }
     }
     let body = if chunked {
-        read_chunked(&mut r).map_err(|e| format!("{url}: {e}"))?
+        read_chunked(&mut r, max).map_err(|e| format!("{url}: {e}"))?
     } else {
         let mut body = Vec::new();
-        let limit = length.unwrap_or(MAX_BODY).min(MAX_BODY) as u64;
+        let limit = length.unwrap_or(max).min(max) as u64;
         r.take(limit)
             .read_to_end(&mut body)
             .map_err(|e| format!("{url}: {e}"))?;
+        // Metrics pages keep their first MAX_BODY bytes; a larger limit asked for is a dump
+        // that must be whole.
+        if max > MAX_BODY && length.is_some_and(|l| l > max) {
+            return Err(format!("{url}: the body is larger than {max} bytes"));
+        }
         body
     };
     if !(200..300).contains(&status) {
@@ -83,7 +94,7 @@ pub fn get(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
     Ok(body)
 }
 
-fn read_chunked(r: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
+fn read_chunked(r: &mut impl BufRead, max: usize) -> std::io::Result<Vec<u8>> {
     let mut body = Vec::new();
     let mut line = String::new();
     loop {
@@ -91,7 +102,16 @@ fn read_chunked(r: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
         r.read_line(&mut line)?;
         let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad chunk size"))?;
-        if size == 0 || body.len() + size > MAX_BODY {
+        if size == 0 {
+            return Ok(body);
+        }
+        if body.len() + size > max {
+            if max > MAX_BODY {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("the body is larger than {max} bytes"),
+                ));
+            }
             return Ok(body);
         }
         let start = body.len();

@@ -4,6 +4,7 @@
 //! offer is absent, never zero.
 
 pub mod cgroup;
+pub mod goroutines;
 pub mod hsperf;
 pub mod httpget;
 pub mod proc;
@@ -26,6 +27,11 @@ pub fn http_get(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
     httpget::get(url, timeout)
 }
 
+/// [`http_get`] for a body up to `max` bytes (goroutine dumps, heap profiles).
+pub fn http_get_up_to(url: &str, timeout: Duration, max: usize) -> Result<Vec<u8>, String> {
+    httpget::get_up_to(url, timeout, max)
+}
+
 /// Every source of one target.
 #[derive(Debug)]
 pub struct ProbeSet {
@@ -33,7 +39,10 @@ pub struct ProbeSet {
     cgroup: Option<cgroup::CgroupProbe>,
     prometheus: Option<(String, Vec<(String, String)>)>,
     expvar: Option<String>,
-    goroutine: Option<String>,
+    /// The goroutine count, from the cheapest source the target offers.
+    goroutine: Option<goroutines::GoroutineProbe>,
+    /// Go's live heap, from the heap right after each collection.
+    go_gc: runtime::GoGc,
     /// A JVM's hsperfdata counters (heap per generation, GC counts), found by pid.
     jvm: Option<hsperf::HsperfProbe>,
     /// The target's request counter.
@@ -66,7 +75,11 @@ impl ProbeSet {
                 (p.url.clone(), wanted)
             }),
             expvar: plan.expvar_url.clone(),
-            goroutine: plan.goroutine_url.clone(),
+            goroutine: plan
+                .goroutine_url
+                .as_deref()
+                .map(|u| goroutines::GoroutineProbe::new(u, plan.goroutine_profile_every)),
+            go_gc: runtime::GoGc::default(),
             // A JVM publishes jstat's counters in a file: read it when the process has one.
             jvm: pid
                 .filter(|_| plan.process)
@@ -123,6 +136,8 @@ impl ProbeSet {
             let r = j.sample(&mut out);
             self.note("jvm", r);
         }
+        // Go's runtime signals from the page, for when there is no expvar.
+        let mut go = BTreeMap::new();
         if let Some((url, wanted)) = &self.prometheus {
             let r = http_get(url, HTTP_TIMEOUT).map(|body| {
                 let all = prometheus::parse(&String::from_utf8_lossy(&body));
@@ -131,6 +146,10 @@ impl ProbeSet {
                         out.insert(name.clone(), *v);
                     }
                 }
+                if let Some(n) = all.get("go_goroutines") {
+                    go.insert("go_goroutines".to_string(), *n);
+                }
+                runtime::go_from_prometheus(&all, &mut go);
             });
             self.note("prometheus", r);
         }
@@ -138,6 +157,17 @@ impl ProbeSet {
             let r = http_get(url, HTTP_TIMEOUT).and_then(|b| runtime::parse_expvar(&b, &mut out));
             self.note("expvar", r);
         }
+        let known_goroutines = out
+            .get("go_goroutines")
+            .or(go.get("go_goroutines"))
+            .copied();
+        if self.expvar.is_none() {
+            go.remove("go_goroutines");
+            for (k, v) in go {
+                out.entry(k).or_insert(v);
+            }
+        }
+        self.go_gc.observe(&mut out);
         if !self.requests_are_work
             && let Some(c) = self.requests.as_mut()
         {
@@ -146,12 +176,12 @@ impl ProbeSet {
             });
             self.note("requests", r);
         }
-        if let Some(url) = &self.goroutine {
-            let r = http_get(url, HTTP_TIMEOUT)
-                .and_then(|b| runtime::parse_goroutines(&b))
-                .map(|n| {
+        if let Some(g) = self.goroutine.as_mut() {
+            let r = g.count(known_goroutines).map(|n| {
+                if let Some(n) = n {
                     out.insert("goroutines".into(), n);
-                });
+                }
+            });
             self.note("goroutine", r);
         }
         out

@@ -97,6 +97,7 @@ mod tests {
             prometheus: None,
             expvar_url: None,
             goroutine_url: None,
+            goroutine_profile_every: crate::scenario::plan::DEFAULT_GOROUTINE_PROFILE_EVERY,
             heap_profile_url: None,
             drain_wait: Duration::ZERO,
             force_gc_url: None,

@@ -68,6 +68,9 @@ pub fn render(run: &RunData) -> String {
     if let Some(n) = super::native::section(run) {
         h.push_str(&super::native::html(&n));
     }
+    if let Some(g) = &run.goroutines {
+        super::goroutines::html(&mut h, g);
+    }
     let charts = charts::build(run);
     if !charts.is_empty() {
         h.push_str(

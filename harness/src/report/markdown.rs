@@ -93,6 +93,9 @@ pub fn render(run: &RunData, html_name: &str) -> String {
     if let Some(n) = super::native::section(run) {
         out.push_str(&super::native::markdown(&n));
     }
+    if let Some(g) = &run.goroutines {
+        out.push_str(&super::goroutines::markdown(g));
+    }
     let _ = writeln!(
         out,
         "Run folder `{}`: HTML report [`{html_name}`]({html_name}), `summary.json`, `samples.ndjson`, `junit.xml`.",

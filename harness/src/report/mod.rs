@@ -5,6 +5,7 @@
 
 pub mod charts;
 pub mod compare;
+pub mod goroutines;
 pub mod html;
 pub mod junit;
 pub mod markdown;

@@ -28,6 +28,8 @@ pub struct RunData {
     pub heap: Option<Result<crate::heap::HeapDiff, String>>,
     /// heaptrack's table, when the target ran under it (or why there is none).
     pub native: Option<Result<crate::heap::HeapDiff, String>>,
+    /// What grew between the goroutine dumps of a Go target, when the run took them.
+    pub goroutines: Option<Result<crate::heap::GoroutineDiff, String>>,
 }
 
 impl RunData {
@@ -59,6 +61,12 @@ impl RunData {
         samples.sort_by(|a, b| a.t.total_cmp(&b.t));
         events.sort_by(|a, b| a.t.total_cmp(&b.t));
         evaluations.sort_by(|a, b| a.t.total_cmp(&b.t));
+        let mut heap = crate::heap::diff_run(dir);
+        let goroutines = crate::heap::goroutines::diff_run(dir);
+        // A heap site that is goroutines (runtime.malg) is called from the code starting them.
+        if let (Some(Ok(h)), Some(Ok(g))) = (heap.as_mut(), goroutines.as_ref()) {
+            crate::heap::goroutines::attribute(h, g);
+        }
         let native = crate::heap::heaptrack::read_run(dir).or_else(|| {
             let why = events
                 .iter()
@@ -77,8 +85,9 @@ impl RunData {
             samples,
             events,
             evaluations,
-            heap: crate::heap::diff_run(dir),
+            heap,
             native,
+            goroutines,
         }
     }
 

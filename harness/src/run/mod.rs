@@ -7,6 +7,7 @@
 //! a run cut off by `kill -9` is still judged later by `leakgate report` (see [`recover`]).
 
 pub mod outcome;
+mod profiles;
 pub mod recent;
 pub mod recover;
 pub mod rolling;
@@ -81,6 +82,8 @@ pub struct RunOutcome {
     pub heap: Option<Result<crate::heap::HeapDiff, String>>,
     /// The native heap section of the reports (heaptrack's table, or why RSS alone grew).
     pub native: Option<crate::report::native::Section>,
+    /// What grew between the goroutine dumps, when the run took them.
+    pub goroutines: Option<Result<crate::heap::GoroutineDiff, String>>,
 }
 
 /// Called for every closed load window.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::profiles::{self, Moment};
 use super::recent::Recent;
 use super::rolling::{Decided, Housekeeper, Housekeeping, Judge};
 use super::signals::Stop;
@@ -179,7 +180,7 @@ pub fn warm(plan: &Plan, folder: &Folder, target: &Target, stop: &Stop) -> Warm 
     let mut probes = target.probes(&plan.probes, plan.watch.is_some());
     let taken = Instant::now();
     let mut baseline = sampler::sample_once(&mut probes, taken, &completed);
-    let heap = capture_heap(plan, &folder.dir, crate::heap::START_NAME);
+    let events = profiles::capture(plan, &folder.dir, Moment::Start);
     if let Some(shard) = plan.load.shard {
         wait_for_start(shard, stop);
     }
@@ -190,12 +191,10 @@ pub fn warm(plan: &Plan, folder: &Folder, target: &Target, stop: &Stop) -> Warm 
         baseline.t = before;
         folder.writer.write(&Record::Probe(baseline));
     }
-    if let Some(detail) = heap {
-        folder.writer.write(&Record::Event(Event {
-            t: before,
-            kind: "heap_profile".into(),
-            detail,
-        }));
+    for e in events {
+        folder
+            .writer
+            .write(&Record::Event(Event { t: before, ..e }));
     }
     Warm {
         t0,
@@ -391,28 +390,7 @@ fn chores(plan: &Plan, folder: &Folder, t0: Instant) -> Vec<(Duration, super::ro
             }),
         ));
     }
-    if let (Some(every), Some(_)) = (
-        plan.probes.heap_profile_every,
-        &plan.probes.heap_profile_url,
-    ) {
-        let (plan, dir, writer) = (plan.clone(), folder.dir.clone(), folder.writer.clone());
-        let mut n = 0u32;
-        out.push((
-            every,
-            Box::new(move |_t| {
-                n += 1;
-                let name = crate::heap::scheduled_name(n);
-                if let Some(detail) = capture_heap(&plan, &dir, &name) {
-                    writer.write(&Record::Event(Event {
-                        t: sampler_secs(t0),
-                        kind: "heap_profile".into(),
-                        detail,
-                    }));
-                }
-                crate::heap::prune_scheduled(&dir, plan.probes.heap_profiles_kept);
-            }),
-        ));
-    }
+    out.extend(profiles::chores(plan, &folder.dir, &folder.writer, t0));
     out
 }
 
@@ -433,12 +411,9 @@ pub fn drain(plan: &Plan, folder: &Folder, target: &Target, driven: &mut Driven,
     if plan.watch.is_some() || driven.died.is_some() || stopped_by_signal {
         return;
     }
-    if let Some(detail) = capture_heap(plan, &folder.dir, crate::heap::END_NAME) {
-        folder.writer.write(&Record::Event(Event {
-            t: sampler_secs(driven.t0),
-            kind: "heap_profile".into(),
-            detail,
-        }));
+    let t = sampler_secs(driven.t0);
+    for e in profiles::capture(plan, &folder.dir, Moment::End) {
+        folder.writer.write(&Record::Event(Event { t, ..e }));
     }
     let Some(probes) = driven.probes.as_mut() else {
         return;
@@ -570,6 +545,7 @@ pub fn judge_and_write(
         summary,
         heap: run.as_ref().and_then(|r| r.heap.clone()),
         native: run.as_ref().and_then(crate::report::native::section),
+        goroutines: run.as_ref().and_then(|r| r.goroutines.clone()),
     })
 }
 
@@ -589,20 +565,6 @@ pub fn write_reports(run_dir: &Path) -> Option<crate::report::run_data::RunData>
             None
         }
     }
-}
-
-/// Saves a heap profile (pprof, as Go and jemalloc_pprof serve it) into the run folder, so
-/// `go tool pprof -diff_base heap-start.pb.gz heap-end.pb.gz` shows what grew; returns the
-/// event's detail, or None when the plan takes no profiles.
-fn capture_heap(plan: &Plan, run_dir: &Path, name: &str) -> Option<String> {
-    let url = plan.probes.heap_profile_url.as_ref()?;
-    Some(match probe::http_get(url, Duration::from_secs(30)) {
-        Ok(body) => match std::fs::write(run_dir.join(name), &body) {
-            Ok(()) => format!("{name}: {} bytes from {url}", body.len()),
-            Err(e) => format!("{name}: cannot write: {e}"),
-        },
-        Err(e) => format!("{name}: {e}"),
-    })
 }
 
 fn exit_record(e: crate::supervise::ExitInfo, t0: Instant) -> TargetExit {

@@ -258,8 +258,10 @@ pub struct ProbesFile {
     pub prometheus: Option<PrometheusFile>,
     /// Go expvar URL.
     pub expvar_url: Option<String>,
-    /// Go goroutine profile URL.
+    /// Go goroutine profile URL (`/debug/pprof/goroutine`).
     pub goroutine_url: Option<String>,
+    /// Take a goroutine dump at most this often during the run (default 60s).
+    pub goroutine_profile_every: Option<Spanned<HumanDuration>>,
     /// Heap profile URL.
     pub heap_profile_url: Option<String>,
     /// Wait after the load before the drain re-sample (default 2s).

@@ -298,8 +298,13 @@ pub struct ProbePlan {
     pub prometheus: Option<PrometheusProbe>,
     /// Go expvar `/debug/vars` URL.
     pub expvar_url: Option<String>,
-    /// Go `/debug/pprof/goroutine?debug=1` URL.
+    /// Go `/debug/pprof/goroutine` URL (its query is set per use): a `goroutines` count each
+    /// tick from the cheapest source the target offers, dumps (`debug=2`) at the start, the
+    /// end and every `goroutine_profile_every`.
     pub goroutine_url: Option<String>,
+    /// How often, at most, the goroutine profile itself is fetched during the run.
+    #[serde(default = "default_goroutine_every")]
+    pub goroutine_profile_every: Duration,
     /// jemalloc/Go heap profile URL captured at start and end of the steady phase.
     pub heap_profile_url: Option<String>,
     /// How long to wait after the load stops before the drain re-sample.
@@ -344,6 +349,13 @@ impl NativeProfiler {
 
 fn default_heap_kept() -> usize {
     3
+}
+
+/// Default of `goroutine_profile_every`.
+pub const DEFAULT_GOROUTINE_PROFILE_EVERY: Duration = Duration::from_secs(60);
+
+fn default_goroutine_every() -> Duration {
+    DEFAULT_GOROUTINE_PROFILE_EVERY
 }
 
 /// A Prometheus text endpoint and the metrics to sample from it.

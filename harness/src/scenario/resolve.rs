@@ -690,6 +690,14 @@ impl<'a> Resolver<'a> {
                 Duration::from_secs_f64(MAX_DURATION_SECS),
             )
         })?;
+        let goroutine_profile_every = self.value(&p.goroutine_profile_every, |d| {
+            check_duration(
+                "[probes] `goroutine_profile_every`",
+                d.0,
+                MIN_HEAP_PROFILE_EVERY,
+                Duration::from_secs_f64(MAX_DURATION_SECS),
+            )
+        })?;
         let probe_url = |r: &mut Self, name: &str, u: &str| -> Result<String, ScenarioError> {
             let u = r.fill(span.clone(), u)?;
             check_probe_url(&format!("[probes] `{name}`"), &u)
@@ -715,6 +723,10 @@ impl<'a> Resolver<'a> {
             prometheus,
             expvar_url: url(self, "expvar_url", &p.expvar_url)?,
             goroutine_url: url(self, "goroutine_url", &p.goroutine_url)?,
+            goroutine_profile_every: goroutine_profile_every.map_or(
+                crate::scenario::plan::DEFAULT_GOROUTINE_PROFILE_EVERY,
+                |d| d.0,
+            ),
             heap_profile_url: url(self, "heap_profile_url", &p.heap_profile_url)?,
             drain_wait: drain_wait.map_or(Duration::from_secs(2), |d| d.0),
             force_gc_url: url(self, "force_gc_url", &p.force_gc_url)?,

@@ -17,7 +17,7 @@
 //	GET /upstream     the upstream /proxy calls (-leak-bytes bytes, sent in two chunks)
 //	GET /healthz      ok
 //
-// Endpoints on -admin-listen: /debug/vars (expvar, with memstats), /debug/pprof/*,
+// Endpoints on -admin-listen: /debug/vars (expvar, with memstats and goroutines), /debug/pprof/*,
 // /metrics (Prometheus text), /healthz.
 //
 // Once both listeners are bound it prints "listening http=ADDR admin=ADDR" on stdout, so a
@@ -92,8 +92,10 @@ func run(listen, adminListen, leak string, leakBytes, capacity int) error {
 	s := newService(leak, leakBytes, capacity, "http://"+ln.Addr().String()+"/upstream")
 	http.HandleFunc("/metrics", s.metrics)
 	http.HandleFunc("/healthz", healthz)
-	// expvar publishes "memstats" and "cmdline" on /debug/vars of http.DefaultServeMux.
+	// expvar publishes "memstats" and "cmdline" on /debug/vars of http.DefaultServeMux;
+	// "goroutines" is runtime.NumGoroutine(), the count leakgate reads without a profile.
 	expvar.NewString("leak").Set(leak)
+	expvar.Publish("goroutines", expvar.Func(func() any { return runtime.NumGoroutine() }))
 
 	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	admin := &http.Server{Handler: http.DefaultServeMux, ReadHeaderTimeout: 10 * time.Second}
