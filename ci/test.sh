@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README "Set-up", and what .ci/run calls): installs the Debian packages some
 # tests drive when they are missing and this user may install them, builds the Go reference
-# target, then runs every test.
+# target and the Python one's venv (pip, pinned versions: the only download), then runs every
+# test.
 #   chromium       renders the HTML report headless (harness/tests/html_chromium.rs)
 #   libxml2-utils  xmllint, checks junit.xml against harness/schema/junit.xsd
 #   golang-go      builds targets/go/leaktarget (harness/tests/go_target.rs), standard library only
@@ -37,6 +38,16 @@ if command -v go >/dev/null 2>&1; then
   bash targets/go/build.sh --check
 else
   echo "ci/test.sh: no Go toolchain; the Go target tests will print SKIPPED (and fail under CI)" >&2
+fi
+
+# The Python target: a venv with targets/python/requirements.txt (every version pinned; pip
+# downloads them from PyPI here, once, and again only when the file changes), its gRPC stubs and
+# the wrapper target/python/leaktarget; --check byte-compiles the script and runs it with --help.
+# The tests themselves download nothing: without the venv they print SKIPPED (fail under CI).
+if command -v python3 >/dev/null 2>&1; then
+  bash targets/python/build.sh --check
+else
+  echo "ci/test.sh: no python3; the Python target tests will print SKIPPED (and fail under CI)" >&2
 fi
 
 # cargo-nextest (on the machine image, or `cargo install cargo-nextest`) runs tests side by side

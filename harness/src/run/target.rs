@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use crate::heap::heaptrack::{self, HeaptrackError};
 use crate::probe::ProbeSet;
-use crate::scenario::placeholders::{default_bin_dir, default_go_dir, workspace_dir};
+use crate::scenario::placeholders::{
+    default_bin_dir, default_go_dir, default_python_dir, workspace_dir,
+};
 use crate::scenario::plan::{NativeProfiler, Plan, ProbePlan, TargetPlan};
 use crate::supervise::{self, Attached, ExitInfo, SuperviseError, Supervised, find};
 
@@ -37,6 +39,17 @@ pub enum TargetError {
     /// The native heap profiler the plan asks for is not installed.
     #[error(transparent)]
     Native(#[from] HeaptrackError),
+    /// A Python target the scenario uses could not be made.
+    #[error(
+        "cannot build the Python target `{name}` (needed by the scenario's {{python:{name}}}): \
+         {reason}"
+    )]
+    BuildPython {
+        /// The target's name (its script is targets/python/NAME.py).
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// The base URL does not accept connections.
     #[error("the target at {url} is not reachable: {reason}")]
     Unreachable {
@@ -71,6 +84,9 @@ impl Target {
                 }
                 for name in &s.build_go {
                     ensure_go_built(name)?;
+                }
+                for name in &s.build_python {
+                    ensure_python_built(name)?;
                 }
                 let mut s = std::borrow::Cow::Borrowed(s);
                 if plan.probes.native == Some(NativeProfiler::Heaptrack) {
@@ -257,6 +273,84 @@ pub fn ensure_go_built(name: &str) -> Result<(), TargetError> {
         )));
     }
     Ok(())
+}
+
+/// Makes a Python target of this workspace (`targets/python/NAME.py`) ready with
+/// `targets/python/build.sh`: its venv, stubs and the wrapper `target/python/NAME`, when the
+/// wrapper or the venv is missing or the wrapper is older than a file in `targets/python/` or a
+/// `.proto` in `targets/proto/`. With the venv in place that is offline (stubs and wrapper); pip
+/// runs only for a missing venv or a changed `requirements.txt`. Without the sources or without
+/// a Python interpreter, an existing wrapper is used as it is.
+pub fn ensure_python_built(name: &str) -> Result<(), TargetError> {
+    let out = default_python_dir();
+    let wrapper = out.join(name);
+    let src = workspace_dir().join("targets").join("python");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let newest_source = [src.clone(), workspace_dir().join("targets").join("proto")]
+        .iter()
+        .filter_map(|d| newest_file(d))
+        .max();
+    let venv = out.join("venv").join("bin").join("python").exists();
+    match (modified(&wrapper), newest_source) {
+        (Some(_), None) if venv => return Ok(()),
+        (Some(built), Some(source)) if venv && built >= source => return Ok(()),
+        _ => {}
+    }
+    let err = |reason: String| TargetError::BuildPython {
+        name: name.into(),
+        reason,
+    };
+    if !src.join(format!("{name}.py")).exists() {
+        return Err(err(format!(
+            "{} is missing and there is no script {}",
+            wrapper.display(),
+            src.join(format!("{name}.py")).display()
+        )));
+    }
+    let script = src.join("build.sh");
+    eprintln!("leakgate: making the Python target {name} (targets/python/build.sh)...");
+    let status = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(name)
+        .env("LEAKGATE_PYTHON_DIR", &out)
+        .status()
+        .map_err(|e| err(format!("cannot run {}: {e}", script.display())))?;
+    let no_python = status.code() == Some(127);
+    if no_python && venv && modified(&wrapper).is_some() {
+        eprintln!(
+            "leakgate: no python3 to remake {}; using it as it is",
+            wrapper.display()
+        );
+        return Ok(());
+    }
+    if !status.success() || !wrapper.exists() {
+        let hint = if no_python {
+            " (no python3: install Debian's python3 and python3-venv)"
+        } else {
+            ""
+        };
+        return Err(err(format!(
+            "targets/python/build.sh {status}; expected {}{hint}",
+            wrapper.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The newest modification time of a file under `dir` (recursively), None without any.
+fn newest_file(dir: &Path) -> Option<std::time::SystemTime> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            if meta.is_dir() {
+                newest_file(&e.path())
+            } else {
+                meta.modified().ok()
+            }
+        })
+        .max()
 }
 
 /// A TCP connect to the base URL's host and port.

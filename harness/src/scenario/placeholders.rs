@@ -1,11 +1,13 @@
-//! Placeholders in scenario strings: `{port:NAME}`, `{bin:NAME}`, `{go:NAME}`, `{scenario_dir}`,
-//! `{bin_dir}`.
+//! Placeholders in scenario strings: `{port:NAME}`, `{bin:NAME}`, `{go:NAME}`, `{python:NAME}`,
+//! `{scenario_dir}`, `{bin_dir}`.
 //!
 //! They let shipped scenarios run from a clean clone: ports are picked free on 127.0.0.1 (the
 //! same NAME gives the same port everywhere in the file), `{bin:NAME}` points at a binary of
 //! this workspace next to the `leakgate` executable, built on demand, and `{go:NAME}` at a Go
 //! target of this workspace (`targets/go/NAME`) in `target/go/`, built on demand with
-//! `targets/go/build.sh`.
+//! `targets/go/build.sh`, and `{python:NAME}` at the wrapper of a Python target of this
+//! workspace (`targets/python/NAME.py`) in `target/python/`, made on demand with
+//! `targets/python/build.sh`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
@@ -17,9 +19,11 @@ pub struct Placeholders {
     ports: BTreeMap<String, u16>,
     bins: BTreeSet<String>,
     go_bins: BTreeSet<String>,
+    python_bins: BTreeSet<String>,
     scenario_dir: PathBuf,
     bin_dir: PathBuf,
     go_dir: PathBuf,
+    python_dir: PathBuf,
 }
 
 impl Placeholders {
@@ -29,9 +33,11 @@ impl Placeholders {
             ports: BTreeMap::new(),
             bins: BTreeSet::new(),
             go_bins: BTreeSet::new(),
+            python_bins: BTreeSet::new(),
             scenario_dir: scenario_dir.to_path_buf(),
             bin_dir,
             go_dir: default_go_dir(),
+            python_dir: default_python_dir(),
         }
     }
 
@@ -48,6 +54,11 @@ impl Placeholders {
     /// Go targets named by `{go:NAME}` so far.
     pub fn go_bins_used(&self) -> Vec<String> {
         self.go_bins.iter().cloned().collect()
+    }
+
+    /// Python targets named by `{python:NAME}` so far.
+    pub fn python_bins_used(&self) -> Vec<String> {
+        self.python_bins.iter().cloned().collect()
     }
 
     /// Replaces every placeholder in `text`; other braces (such as `{{seq}}`) are left alone.
@@ -82,21 +93,21 @@ impl Placeholders {
         match (kind, name) {
             ("scenario_dir", "") => Ok(Some(self.scenario_dir.display().to_string())),
             ("bin_dir", "") => Ok(Some(self.bin_dir.display().to_string())),
-            ("port" | "bin" | "go", "") => Err(format!(
+            ("port" | "bin" | "go" | "python", "") => Err(format!(
                 "placeholder {{{inner}}} needs a name, e.g. {{{kind}:http}}"
             )),
             ("port", name) => Ok(Some(self.port(name)?.to_string())),
-            ("bin" | "go", name) => {
+            ("bin" | "go" | "python", name) => {
                 if !name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
                 {
                     return Err(format!("{{{kind}:{name}}}: not a binary name"));
                 }
-                let (names, dir) = if kind == "bin" {
-                    (&mut self.bins, &self.bin_dir)
-                } else {
-                    (&mut self.go_bins, &self.go_dir)
+                let (names, dir) = match kind {
+                    "bin" => (&mut self.bins, &self.bin_dir),
+                    "go" => (&mut self.go_bins, &self.go_dir),
+                    _ => (&mut self.python_bins, &self.python_dir),
                 };
                 names.insert(name.to_string());
                 Ok(Some(dir.join(name).display().to_string()))
@@ -133,7 +144,8 @@ pub fn default_bin_dir() -> PathBuf {
     dir
 }
 
-/// This workspace's root, as built (the `{bin:NAME}` and `{go:NAME}` sources live there).
+/// This workspace's root, as built (the `{bin:NAME}`, `{go:NAME}` and `{python:NAME}` sources
+/// live there).
 pub fn workspace_dir() -> PathBuf {
     let harness = Path::new(env!("CARGO_MANIFEST_DIR"));
     harness.parent().unwrap_or(harness).to_path_buf()
@@ -145,6 +157,16 @@ pub fn default_go_dir() -> PathBuf {
     match std::env::var_os("LEAKGATE_GO_BIN_DIR") {
         Some(d) => PathBuf::from(d),
         None => workspace_dir().join("target").join("go"),
+    }
+}
+
+/// Folder of the Python targets' venv, stubs and wrappers: `target/python` in this workspace
+/// (where `targets/python/build.sh` puts them), or `LEAKGATE_PYTHON_DIR` (which build.sh
+/// honours too).
+pub fn default_python_dir() -> PathBuf {
+    match std::env::var_os("LEAKGATE_PYTHON_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => workspace_dir().join("target").join("python"),
     }
 }
 
@@ -182,6 +204,22 @@ mod tests {
         if std::env::var_os("LEAKGATE_GO_BIN_DIR").is_none() {
             assert!(exe.ends_with("target/go/leaktarget"), "{exe}");
             assert!(workspace_dir().join("targets/go/build.sh").exists());
+        }
+    }
+
+    #[test]
+    fn python_targets_resolve_to_the_python_folder() {
+        let mut p = Placeholders::new(Path::new("/s"), PathBuf::from("/b"));
+        let exe = p.fill("{python:leaktarget}").unwrap();
+        assert_eq!(PathBuf::from(&exe), default_python_dir().join("leaktarget"));
+        p.fill("x {python:leaktarget} {go:leaktarget}").unwrap();
+        assert_eq!(p.python_bins_used(), vec!["leaktarget".to_string()]);
+        assert_eq!(p.go_bins_used(), vec!["leaktarget".to_string()]);
+        assert!(p.fill("{python:}").is_err());
+        assert!(p.fill("{python:../x}").is_err());
+        if std::env::var_os("LEAKGATE_PYTHON_DIR").is_none() {
+            assert!(exe.ends_with("target/python/leaktarget"), "{exe}");
+            assert!(workspace_dir().join("targets/python/build.sh").exists());
         }
     }
 }
