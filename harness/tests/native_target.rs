@@ -57,7 +57,7 @@ fn native_leak_fails_on_rss_and_heaptrack_names_the_function() {
     let out = leakgate()
         .arg("run")
         .arg(scenario())
-        .args(["--no-progress", "--until-verdict", "--results-dir"])
+        .args(["--no-progress", "--until-verdict=all", "--results-dir"])
         .arg(results.path())
         .output()
         .unwrap();
@@ -89,6 +89,8 @@ fn native_leak_fails_on_rss_and_heaptrack_names_the_function() {
         .map(|e| format!("{e} at {}", e.instance_path()))
         .collect();
     assert!(errors.is_empty(), "summary.json: {errors:?}");
+    // RSS grew, jemalloc's heap did not: the diagnosis says native memory.
+    runs::check_diagnosis("rest-native-leak", &summary, &text);
 
     // The table, as the reports read it back from the folder: the leaking function on top, with
     // every byte of every buffer the target says it leaked (4 KiB each).

@@ -59,7 +59,7 @@ struct Run {
 }
 
 fn run(name: &str) -> Run {
-    run_file(name, &scenario(name), &["--until-verdict"])
+    run_file(name, &scenario(name), &["--until-verdict=all"])
 }
 
 /// Runs a scenario file with extra flags, printing how long it took.
@@ -155,6 +155,7 @@ fn leaky(name: &str, signals: &[&str]) -> Option<Run> {
     let r = run(name);
     assert_eq!(r.code, 1, "{name} should fail the gate:\n{}", r.text);
     check_python_run(name, &r);
+    runs::check_diagnosis(name, &r.summary, &r.text);
     let failed = gates_with(&r.summary, "fail");
     for sig in signals {
         assert!(

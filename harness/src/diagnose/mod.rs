@@ -67,8 +67,8 @@ pub struct DiagnosisInput<'a> {
     pub windows: &'a [Window],
     /// Allocation sites that grew.
     pub heap: Option<&'a HeapDiff>,
-    /// Task or goroutine creation sites that grew.
-    pub tasks: Option<&'a HeapDiff>,
+    /// Goroutines that grew, by wait and creator (Go targets with `goroutine_url`).
+    pub tasks: Option<&'a crate::heap::GoroutineDiff>,
 }
 
 /// The diagnosis of a failed verdict (None for any other outcome).

@@ -1,7 +1,7 @@
 //! The signatures of the classic leaks, each a rule over which signals grew together. A rule
 //! that matches gives a finding whose every claim cites the numbers it rests on.
 
-use crate::heap::HeapDiff;
+use crate::heap::{GoroutineDiff, HeapDiff};
 use crate::record::{ProbeSample, Window};
 use crate::scenario::plan::PhaseKind;
 use crate::verdict::format;
@@ -29,8 +29,8 @@ pub struct Evidence<'a> {
     pub growth: &'a [Growth],
     /// Allocation sites that grew (pprof heap, JVM class histogram, heaptrack).
     pub heap: Option<&'a HeapDiff>,
-    /// Goroutine or task creation sites that grew.
-    pub tasks: Option<&'a HeapDiff>,
+    /// Goroutines that grew, by wait and creator.
+    pub tasks: Option<&'a GoroutineDiff>,
     /// Probe samples (GC counters).
     pub samples: &'a [ProbeSample],
     /// Load windows (p99 over time).
@@ -131,7 +131,7 @@ fn unclosed(fds: &[&Growth], conns: &[&Growth], tasks: &[&Growth]) -> Finding {
     }
 }
 
-fn leaked_tasks(tasks: &[&Growth], sites: Option<&HeapDiff>) -> Finding {
+fn leaked_tasks(tasks: &[&Growth], sites: Option<&GoroutineDiff>) -> Finding {
     let mut evidence = vec![format!(
         "tasks grew with no file descriptors or connections growing: {}",
         cites(tasks)
@@ -139,22 +139,22 @@ fn leaked_tasks(tasks: &[&Growth], sites: Option<&HeapDiff>) -> Finding {
     let mut next = "look for tasks started per request whose end depends on an event that \
                     never comes (a context that is never cancelled, a channel nobody sends on)"
         .to_string();
-    if let Some(site) = sites
-        .and_then(|d| d.sites.first())
-        .filter(|s| s.growth() > 0)
+    if let Some(g) = sites
+        .and_then(|d| d.groups.first())
+        .filter(|g| g.growth() > 0)
     {
-        let created = site
-            .callers
-            .first()
-            .map(|c| format!(", created by {c}"))
-            .unwrap_or_default();
         evidence.push(format!(
-            "{:+} {} in {}{created}",
-            site.growth(),
-            if site.growth() == 1 { "task" } else { "tasks" },
-            site.function
+            "{:+} goroutines blocked in {}",
+            g.growth(),
+            g.describe()
         ));
-        next = format!("start at {}{created}", site.function);
+        next = match &g.created_by {
+            Some(c) => format!(
+                "start at {c}, which starts them, and at what {} waits for",
+                g.blocked_in
+            ),
+            None => format!("start at {}, where they wait", g.blocked_in),
+        };
     }
     Finding {
         class: LeakClass::LeakedTasks,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::growth::Growth;
 use super::rules::{Evidence, findings};
 use super::{LeakClass, families};
-use crate::heap::{HeapDiff, Site};
+use crate::heap::{GoroutineDiff, GoroutineGroup, HeapDiff, Site};
 use crate::record::{LatencySummary, ProbeSample, Window};
 use crate::scenario::plan::PhaseKind;
 
@@ -22,11 +22,11 @@ fn g(signal: &str, grew: bool, per_request: f64) -> Growth {
     }
 }
 
-fn classes(growth: &[Growth], heap: Option<&HeapDiff>, tasks: Option<&HeapDiff>) -> Vec<LeakClass> {
+fn classes(growth: &[Growth], heap: Option<&HeapDiff>) -> Vec<LeakClass> {
     findings(&Evidence {
         growth,
         heap,
-        tasks,
+        tasks: None,
         samples: &[],
         windows: &[],
         steady: &[],
@@ -79,7 +79,19 @@ fn fds_with_connections_and_their_tasks_are_unclosed_bodies_not_leaked_tasks() {
 #[test]
 fn tasks_alone_are_leaked_tasks_named_by_their_creator() {
     let growth = [g("go_goroutines", true, 1.0), g("fd_count", false, 0.0)];
-    let sites = table("main.watchItem", "main.item", 25_000, "goroutines");
+    let sites = GoroutineDiff {
+        start_total: 7,
+        end_total: 25_007,
+        groups: vec![GoroutineGroup {
+            state: "select".into(),
+            blocked_in: "main.watchItem".into(),
+            entry: None,
+            created_by: Some("main.item".into()),
+            created_at: None,
+            start: 0,
+            end: 25_000,
+        }],
+    };
     let f = findings(&Evidence {
         growth: &growth,
         heap: None,
@@ -91,10 +103,10 @@ fn tasks_alone_are_leaked_tasks_named_by_their_creator() {
     assert_eq!(f[0].class, LeakClass::LeakedTasks);
     let text = f[0].evidence.join("\n");
     assert!(
-        text.contains("+25000 tasks in main.watchItem, created by main.item"),
+        text.contains("+25000 goroutines blocked in main.watchItem (select), created by main.item"),
         "{text}"
     );
-    assert!(f[0].next.contains("main.watchItem"), "{}", f[0].next);
+    assert!(f[0].next.starts_with("start at main.item"), "{}", f[0].next);
 }
 
 #[test]
@@ -108,15 +120,15 @@ fn a_cache_needs_entries_or_a_map_site_on_top_of_a_growing_heap() {
     let other_site = table("main.render", "main.handler", 5 << 20, "bytes");
     let heap = [g("go_heap_inuse_bytes", true, 250.0)];
     assert_eq!(
-        classes(&heap, Some(&cache_site), None),
+        classes(&heap, Some(&cache_site)),
         [LeakClass::UnboundedCache]
     );
     assert!(
-        classes(&heap, Some(&other_site), None).is_empty(),
+        classes(&heap, Some(&other_site)).is_empty(),
         "a heap growing elsewhere is not called a cache"
     );
     let entries = [g("cache_entries", true, 1.0), g("rss_bytes", true, 1200.0)];
-    assert_eq!(classes(&entries, None, None), [LeakClass::UnboundedCache]);
+    assert_eq!(classes(&entries, None), [LeakClass::UnboundedCache]);
 }
 
 #[test]
@@ -144,16 +156,16 @@ fn rss_without_the_runtime_heap_is_native_unless_tasks_or_fds_explain_it() {
         g("rss_bytes", true, 1000.0),
         g("go_heap_inuse_bytes", true, 900.0),
     ];
-    assert!(!classes(&managed, None, None).contains(&LeakClass::NativeOrFragmentation));
+    assert!(!classes(&managed, None).contains(&LeakClass::NativeOrFragmentation));
     // Goroutine stacks are outside the heap: leaked tasks explain the RSS.
     let stacks = [
         g("rss_bytes", true, 3000.0),
         g("go_heap_inuse_bytes", false, 200.0),
         g("go_goroutines", true, 1.0),
     ];
-    assert_eq!(classes(&stacks, None, None), [LeakClass::LeakedTasks]);
+    assert_eq!(classes(&stacks, None), [LeakClass::LeakedTasks]);
     // No runtime heap signal: nothing to tell the two apart.
-    assert!(classes(&[g("rss_bytes", true, 1000.0)], None, None).is_empty());
+    assert!(classes(&[g("rss_bytes", true, 1000.0)], None).is_empty());
 }
 
 fn window(i: u64, p99: f64) -> Window {

@@ -100,13 +100,14 @@ fn judge_records(
             })
             .collect();
         let heap = crate::heap::diff_run(dir).and_then(Result::ok);
+        let goroutines = crate::heap::goroutines::diff_run(dir).and_then(Result::ok);
         crate::diagnose::diagnose(&DiagnosisInput {
             input: &input,
             verdict: v,
             gates: &gates,
             windows: &windows,
             heap: heap.as_ref(),
-            tasks: None,
+            tasks: goroutines.as_ref(),
         })
     });
     Judged {
