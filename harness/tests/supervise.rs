@@ -17,6 +17,7 @@ fn plan(cmd: &[&str], ready: Readiness) -> SpawnPlan {
         stop_timeout: Duration::from_secs(2),
         build_bins: vec![],
         build_go: vec![],
+        build_java: vec![],
     }
 }
 

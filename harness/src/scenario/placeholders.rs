@@ -1,11 +1,13 @@
-//! Placeholders in scenario strings: `{port:NAME}`, `{bin:NAME}`, `{go:NAME}`, `{scenario_dir}`,
-//! `{bin_dir}`.
+//! Placeholders in scenario strings: `{port:NAME}`, `{bin:NAME}`, `{go:NAME}`, `{java:NAME}`,
+//! `{scenario_dir}`, `{bin_dir}`.
 //!
 //! They let shipped scenarios run from a clean clone: ports are picked free on 127.0.0.1 (the
 //! same NAME gives the same port everywhere in the file), `{bin:NAME}` points at a binary of
 //! this workspace next to the `leakgate` executable, built on demand, and `{go:NAME}` at a Go
 //! target of this workspace (`targets/go/NAME`) in `target/go/`, built on demand with
-//! `targets/go/build.sh`.
+//! `targets/go/build.sh`; `{java:NAME}` is the class folder of a Java target
+//! (`targets/java/NAME`), `target/java/NAME`, built on demand with `targets/java/build.sh`, for
+//! a command such as `["java", "-cp", "{java:leaktarget}", "LeakTarget", ...]`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
@@ -17,9 +19,11 @@ pub struct Placeholders {
     ports: BTreeMap<String, u16>,
     bins: BTreeSet<String>,
     go_bins: BTreeSet<String>,
+    java_bins: BTreeSet<String>,
     scenario_dir: PathBuf,
     bin_dir: PathBuf,
     go_dir: PathBuf,
+    java_dir: PathBuf,
 }
 
 impl Placeholders {
@@ -29,9 +33,11 @@ impl Placeholders {
             ports: BTreeMap::new(),
             bins: BTreeSet::new(),
             go_bins: BTreeSet::new(),
+            java_bins: BTreeSet::new(),
             scenario_dir: scenario_dir.to_path_buf(),
             bin_dir,
             go_dir: default_go_dir(),
+            java_dir: default_java_dir(),
         }
     }
 
@@ -48,6 +54,11 @@ impl Placeholders {
     /// Go targets named by `{go:NAME}` so far.
     pub fn go_bins_used(&self) -> Vec<String> {
         self.go_bins.iter().cloned().collect()
+    }
+
+    /// Java targets named by `{java:NAME}` so far.
+    pub fn java_bins_used(&self) -> Vec<String> {
+        self.java_bins.iter().cloned().collect()
     }
 
     /// Replaces every placeholder in `text`; other braces (such as `{{seq}}`) are left alone.
@@ -82,21 +93,21 @@ impl Placeholders {
         match (kind, name) {
             ("scenario_dir", "") => Ok(Some(self.scenario_dir.display().to_string())),
             ("bin_dir", "") => Ok(Some(self.bin_dir.display().to_string())),
-            ("port" | "bin" | "go", "") => Err(format!(
+            ("port" | "bin" | "go" | "java", "") => Err(format!(
                 "placeholder {{{inner}}} needs a name, e.g. {{{kind}:http}}"
             )),
             ("port", name) => Ok(Some(self.port(name)?.to_string())),
-            ("bin" | "go", name) => {
+            ("bin" | "go" | "java", name) => {
                 if !name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
                 {
                     return Err(format!("{{{kind}:{name}}}: not a binary name"));
                 }
-                let (names, dir) = if kind == "bin" {
-                    (&mut self.bins, &self.bin_dir)
-                } else {
-                    (&mut self.go_bins, &self.go_dir)
+                let (names, dir) = match kind {
+                    "bin" => (&mut self.bins, &self.bin_dir),
+                    "go" => (&mut self.go_bins, &self.go_dir),
+                    _ => (&mut self.java_bins, &self.java_dir),
                 };
                 names.insert(name.to_string());
                 Ok(Some(dir.join(name).display().to_string()))
@@ -148,6 +159,15 @@ pub fn default_go_dir() -> PathBuf {
     }
 }
 
+/// Folder of the built Java targets' class folders: `target/java` in this workspace (where
+/// `targets/java/build.sh` puts them), or `LEAKGATE_JAVA_BIN_DIR` (which build.sh honours too).
+pub fn default_java_dir() -> PathBuf {
+    match std::env::var_os("LEAKGATE_JAVA_BIN_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => workspace_dir().join("target").join("java"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +202,22 @@ mod tests {
         if std::env::var_os("LEAKGATE_GO_BIN_DIR").is_none() {
             assert!(exe.ends_with("target/go/leaktarget"), "{exe}");
             assert!(workspace_dir().join("targets/go/build.sh").exists());
+        }
+    }
+
+    #[test]
+    fn java_targets_resolve_to_their_class_folder() {
+        let mut p = Placeholders::new(Path::new("/s"), PathBuf::from("/b"));
+        let cp = p.fill("{java:leaktarget}").unwrap();
+        assert_eq!(PathBuf::from(&cp), default_java_dir().join("leaktarget"));
+        p.fill("-cp {java:leaktarget} {go:leaktarget}").unwrap();
+        assert_eq!(p.java_bins_used(), vec!["leaktarget".to_string()]);
+        assert_eq!(p.go_bins_used(), vec!["leaktarget".to_string()]);
+        assert!(p.fill("{java:}").is_err());
+        assert!(p.fill("{java:a/b}").is_err());
+        if std::env::var_os("LEAKGATE_JAVA_BIN_DIR").is_none() {
+            assert!(cp.ends_with("target/java/leaktarget"), "{cp}");
+            assert!(workspace_dir().join("targets/java/build.sh").exists());
         }
     }
 }

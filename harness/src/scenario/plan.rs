@@ -73,6 +73,10 @@ pub struct SpawnPlan {
     /// `targets/go/build.sh` when missing or older than their sources.
     #[serde(default)]
     pub build_go: Vec<String>,
+    /// Java targets of this workspace the command uses (`{java:NAME}`, class folders), built
+    /// with `targets/java/build.sh` when missing or older than their sources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub build_java: Vec<String>,
 }
 
 /// When a spawned target counts as ready.

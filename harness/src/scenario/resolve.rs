@@ -364,6 +364,7 @@ impl<'a> Resolver<'a> {
                     stop_timeout: stop_timeout.map_or(Duration::from_secs(5), |d| d.0),
                     build_bins: self.placeholders.bins_used(),
                     build_go: self.placeholders.go_bins_used(),
+                    build_java: self.placeholders.java_bins_used(),
                 })
             }
             (None, true) => TargetPlan::Attach(AttachPlan {
