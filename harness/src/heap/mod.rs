@@ -1,6 +1,8 @@
 //! heap: what grew in the target's heap between the profile taken before the load and the one
-//! taken after it (`heap-start.pb.gz`, `heap-end.pb.gz`), by allocation site.
+//! taken after it (`heap-start.pb.gz`, `heap-end.pb.gz`), by allocation site; for a JVM, what
+//! grew by class between two class histograms (`classes`).
 
+pub mod classes;
 pub mod diff;
 pub mod pprof;
 

@@ -26,6 +26,8 @@ pub struct RunData {
     pub evaluations: Vec<Evaluation>,
     /// What grew between the heap profiles, when the run took them.
     pub heap: Option<Result<crate::heap::HeapDiff, String>>,
+    /// A JVM's live objects by class that grew between the class histograms, when taken.
+    pub classes: Option<Result<crate::heap::HeapDiff, String>>,
 }
 
 impl RunData {
@@ -65,6 +67,7 @@ impl RunData {
             events,
             evaluations,
             heap: crate::heap::diff_run(dir),
+            classes: crate::heap::classes::diff_run(dir),
         }
     }
 

@@ -22,6 +22,8 @@ use crate::scenario::plan::{Horizon, Plan};
 use crate::store::Writer as NdjsonWriter;
 use crate::verdict;
 
+use crate::heap::classes::{END_NAME as CLASSES_END, START_NAME as CLASSES_START};
+
 /// Aged records are merged into one per minute.
 const COMPACT_BUCKET: f64 = 60.0;
 
@@ -162,13 +164,15 @@ pub fn warm(plan: &Plan, folder: &Folder, target: &Target) -> Warm {
     let taken = Instant::now();
     let mut baseline = sampler::sample_once(&mut probes, taken, &completed);
     let heap = capture_heap(plan, &folder.dir, crate::heap::START_NAME);
+    // A JVM's live objects by class (jcmd collects the heap first: before the clock starts).
+    let classes = crate::heap::classes::capture_for_run(target.pid(), &folder.dir, CLASSES_START);
     let t0 = Instant::now();
     let before = -(t0 - taken).as_secs_f64();
     if !baseline.signals.is_empty() {
         baseline.t = before;
         folder.writer.write(&Record::Probe(baseline));
     }
-    if let Some(detail) = heap {
+    for detail in heap.into_iter().chain(classes) {
         folder.writer.write(&Record::Event(Event {
             t: before,
             kind: "heap_profile".into(),
@@ -386,7 +390,9 @@ pub fn drain(plan: &Plan, folder: &Folder, target: &Target, driven: &mut Driven,
     if plan.watch.is_some() || driven.died.is_some() || stopped_by_signal {
         return;
     }
-    if let Some(detail) = capture_heap(plan, &folder.dir, crate::heap::END_NAME) {
+    let heap = capture_heap(plan, &folder.dir, crate::heap::END_NAME);
+    let classes = crate::heap::classes::capture_for_run(target.pid(), &folder.dir, CLASSES_END);
+    for detail in heap.into_iter().chain(classes) {
         folder.writer.write(&Record::Event(Event {
             t: sampler_secs(driven.t0),
             kind: "heap_profile".into(),
