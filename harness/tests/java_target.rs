@@ -46,7 +46,7 @@ fn java_target(test: &str) -> bool {
     if found("java") && (classes.join("LeakTarget.class").exists() || found("javac")) {
         return true;
     }
-    runs::tool_missing(test, "a JDK (java and javac)", "default-jdk-headless");
+    runs::tool_missing(test, "java/javac", "default-jdk-headless");
     false
 }
 
