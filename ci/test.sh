@@ -6,7 +6,8 @@
 #   chromium       renders the HTML report headless (harness/tests/html_chromium.rs)
 #   libxml2-utils  xmllint, checks junit.xml against harness/schema/junit.xsd
 #   golang-go      builds targets/go/leaktarget (harness/tests/go_target.rs), standard library only
-#   default-jdk-headless  a real JVM for the hsperfdata probe's test (probe::hsperf)
+#   default-jdk-headless  a real JVM for the hsperfdata probe's test (probe::hsperf), and javac
+#                  and jcmd for targets/java/leaktarget (harness/tests/java_target.rs)
 #   heaptrack      records the native leak of rest-target (harness/tests/native_target.rs)
 # Where they cannot be installed those tests fail when CI is set (to any value), naming the
 # missing program; without CI they print SKIPPED and pass. Nothing else is fetched.
@@ -48,6 +49,13 @@ if command -v python3 >/dev/null 2>&1; then
   bash targets/python/build.sh --check
 else
   echo "ci/test.sh: no python3; the Python target tests will print SKIPPED (and fail under CI)" >&2
+fi
+
+# The Java target, compiled with -Xlint:all -Werror into target/java/ (JDK only).
+if command -v javac >/dev/null 2>&1; then
+  bash targets/java/build.sh --check
+else
+  echo "ci/test.sh: no javac; the Java target tests will print SKIPPED (and fail under CI)" >&2
 fi
 
 # cargo-nextest (on the machine image, or `cargo install cargo-nextest`) runs tests side by side

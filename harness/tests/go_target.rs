@@ -191,7 +191,10 @@ fn go_unbounded_cache_leaks() {
     // runtime's mapassign frames) are the top two, in either order.
     let top2 = rows.join("\n");
     for site in ["`main.makeValue`", "`main.(*cache).getOrInsert`"] {
-        assert!(top2.contains(site), "{site} not in the top two:\n{top2}\n{md}");
+        assert!(
+            top2.contains(site),
+            "{site} not in the top two:\n{top2}\n{md}"
+        );
     }
 }
 

@@ -18,6 +18,7 @@ fn plan(cmd: &[&str], ready: Readiness) -> SpawnPlan {
         build_bins: vec![],
         build_go: vec![],
         build_python: vec![],
+        build_java: vec![],
     }
 }
 

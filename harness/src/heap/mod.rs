@@ -1,7 +1,9 @@
 //! heap: what grew in the target's heap between the profile taken before the load and the one
 //! taken after it (`heap-start.pb.gz`, `heap-end.pb.gz`), by allocation site; and what the C
-//! library's allocator still held when a target run under heaptrack stopped (`heaptrack`).
+//! library's allocator still held when a target run under heaptrack stopped (`heaptrack`); for a JVM, what
+//! grew by class between two class histograms (`classes`).
 
+pub mod classes;
 pub mod diff;
 pub mod goroutines;
 pub mod heaptrack;

@@ -71,6 +71,7 @@ pub fn render(run: &RunData) -> String {
     if let Some(g) = &run.goroutines {
         super::goroutines::html(&mut h, g);
     }
+    classes(&mut h, run);
     let charts = charts::build(run);
     if !charts.is_empty() {
         h.push_str(
@@ -278,6 +279,56 @@ fn heap(h: &mut String, run: &RunData) {
             } else {
                 callers.join(" ← ")
             },
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+/// A JVM's live objects by class that grew between the class histograms.
+fn classes(h: &mut String, run: &RunData) {
+    let Some(diff) = &run.classes else {
+        return;
+    };
+    h.push_str("<h2>Heap by class</h2>\n");
+    let d = match diff {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = writeln!(
+                h,
+                "<p class=\"alert\">The class histograms could not be compared: {}</p>",
+                esc(e)
+            );
+            return;
+        }
+    };
+    let v = |x: i64| esc(&markdown::heap_value(x, &d.unit));
+    let _ = writeln!(
+        h,
+        "<p>JVM live objects, <code>jcmd GC.class_histogram</code> from <code>{}</code> to \
+         <code>{}</code>: {} before the load, {} after.</p>",
+        crate::heap::classes::START_NAME,
+        crate::heap::classes::END_NAME,
+        v(d.start_total),
+        v(d.end_total),
+    );
+    if d.sites.is_empty() {
+        h.push_str("<p>No class grew.</p>\n");
+        return;
+    }
+    h.push_str(
+        "<table id=\"classes\" style=\"table-layout:fixed;overflow-wrap:anywhere\">\
+         <tr><th>class</th><th>before</th><th>after</th><th>growth</th><th>instances</th></tr>\n",
+    );
+    for s in &d.sites {
+        let _ = writeln!(
+            h,
+            "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">+{}</td><td class=\"num\">{}</td></tr>",
+            esc(&s.function),
+            v(s.start),
+            v(s.end),
+            v(s.growth()),
+            esc(s.at.as_deref().unwrap_or("–")),
         );
     }
     h.push_str("</table>\n");

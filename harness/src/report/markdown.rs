@@ -96,6 +96,9 @@ pub fn render(run: &RunData, html_name: &str) -> String {
     if let Some(g) = &run.goroutines {
         out.push_str(&super::goroutines::markdown(g));
     }
+    if let Some(c) = &run.classes {
+        out.push_str(&classes(c));
+    }
     let _ = writeln!(
         out,
         "Run folder `{}`: HTML report [`{html_name}`]({html_name}), `summary.json`, `samples.ndjson`, `junit.xml`.",
@@ -155,6 +158,49 @@ pub fn heap(h: &Result<HeapDiff, String>, from: &str, to: &str) -> String {
             } else {
                 callers.join(" ← ")
             },
+        );
+    }
+    out.push('\n');
+    out
+}
+
+/// The JVM's heap by class: the classes whose live bytes grew most between the histograms.
+pub fn classes(h: &Result<HeapDiff, String>) -> String {
+    use crate::heap::classes::{END_NAME, START_NAME};
+    let d = match h {
+        Ok(d) => d,
+        Err(e) => {
+            return format!(
+                "**Heap by class:** the class histograms could not be compared: {}\n\n",
+                one_line(e)
+            );
+        }
+    };
+    let v = |x: i64| heap_value(x, &d.unit);
+    let mut out = format!(
+        "**Heap by class** (JVM live objects, `jcmd GC.class_histogram` from `{START_NAME}` to \
+         `{END_NAME}`): {} before the load, {} after ({}).",
+        v(d.start_total),
+        v(d.end_total),
+        signed(d.end_total - d.start_total, &d.unit),
+    );
+    if d.sites.is_empty() {
+        out.push_str(" No class grew.\n\n");
+        return out;
+    }
+    out.push_str(" The classes that grew most:\n\n");
+    out.push_str(
+        "| class | before | after | growth | instances |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for s in &d.sites {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} |",
+            cell(&s.function),
+            v(s.start),
+            v(s.end),
+            signed(s.growth(), &d.unit),
+            cell(s.at.as_deref().unwrap_or("–")),
         );
     }
     out.push('\n');

@@ -30,6 +30,8 @@ pub struct RunData {
     pub native: Option<Result<crate::heap::HeapDiff, String>>,
     /// What grew between the goroutine dumps of a Go target, when the run took them.
     pub goroutines: Option<Result<crate::heap::GoroutineDiff, String>>,
+    /// A JVM's live objects by class that grew between the class histograms, when taken.
+    pub classes: Option<Result<crate::heap::HeapDiff, String>>,
 }
 
 impl RunData {
@@ -88,6 +90,7 @@ impl RunData {
             heap,
             native,
             goroutines,
+            classes: crate::heap::classes::diff_run(dir),
         }
     }
 

@@ -23,16 +23,30 @@ pub enum Moment {
     End,
 }
 
-/// Takes the heap profile and the goroutine dump the plan asks for at `moment`: the events
-/// to record (their `t` is set by the caller).
-pub fn capture(plan: &Plan, dir: &Path, moment: Moment) -> Vec<Event> {
-    let (heap, dump) = match moment {
-        Moment::Start => (crate::heap::START_NAME, crate::heap::goroutines::START_NAME),
-        Moment::End => (crate::heap::END_NAME, crate::heap::goroutines::END_NAME),
+/// Takes the heap profile and the goroutine dump the plan asks for at `moment`, and a JVM
+/// target's class histogram (`pid`): the events to record (their `t` is set by the caller).
+pub fn capture(plan: &Plan, dir: &Path, moment: Moment, pid: Option<u32>) -> Vec<Event> {
+    use crate::heap::{classes, goroutines};
+    let (heap, dump, histogram) = match moment {
+        Moment::Start => (
+            crate::heap::START_NAME,
+            goroutines::START_NAME,
+            classes::START_NAME,
+        ),
+        Moment::End => (
+            crate::heap::END_NAME,
+            goroutines::END_NAME,
+            classes::END_NAME,
+        ),
     };
     [
         ("heap_profile", capture_heap(plan, dir, heap)),
         ("goroutine_dump", capture_goroutines(plan, dir, dump)),
+        // jcmd collects the heap first: at the start, before the clock starts.
+        (
+            "heap_profile",
+            classes::capture_for_run(pid, dir, histogram),
+        ),
     ]
     .into_iter()
     .filter_map(|(kind, detail)| {

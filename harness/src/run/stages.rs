@@ -180,7 +180,7 @@ pub fn warm(plan: &Plan, folder: &Folder, target: &Target, stop: &Stop) -> Warm 
     let mut probes = target.probes(&plan.probes, plan.watch.is_some());
     let taken = Instant::now();
     let mut baseline = sampler::sample_once(&mut probes, taken, &completed);
-    let events = profiles::capture(plan, &folder.dir, Moment::Start);
+    let events = profiles::capture(plan, &folder.dir, Moment::Start, target.pid());
     if let Some(shard) = plan.load.shard {
         wait_for_start(shard, stop);
     }
@@ -412,7 +412,7 @@ pub fn drain(plan: &Plan, folder: &Folder, target: &Target, driven: &mut Driven,
         return;
     }
     let t = sampler_secs(driven.t0);
-    for e in profiles::capture(plan, &folder.dir, Moment::End) {
+    for e in profiles::capture(plan, &folder.dir, Moment::End, target.pid()) {
         folder.writer.write(&Record::Event(Event { t, ..e }));
     }
     let Some(probes) = driven.probes.as_mut() else {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::heap::heaptrack::{self, HeaptrackError};
 use crate::probe::ProbeSet;
 use crate::scenario::placeholders::{
-    default_bin_dir, default_go_dir, default_python_dir, workspace_dir,
+    default_bin_dir, default_go_dir, default_java_dir, default_python_dir, workspace_dir,
 };
 use crate::scenario::plan::{NativeProfiler, Plan, ProbePlan, TargetPlan};
 use crate::supervise::{self, Attached, ExitInfo, SuperviseError, Supervised, find};
@@ -26,12 +26,17 @@ pub enum TargetError {
         /// Why.
         reason: String,
     },
-    /// A Go target the scenario uses could not be built.
+    /// A Go or Java target the scenario uses could not be built.
     #[error(
-        "cannot build the Go target `{name}` (needed by the scenario's {{go:{name}}}): {reason}"
+        "cannot build the {lang} target `{name}` (needed by the scenario's {{{key}:{name}}}): \
+         {reason}"
     )]
-    BuildGo {
-        /// The target's name (its folder under targets/go/).
+    BuildTarget {
+        /// `Go` or `Java`.
+        lang: &'static str,
+        /// The placeholder's kind, `go` or `java`.
+        key: &'static str,
+        /// The target's name (its folder under targets/go/ or targets/java/).
         name: String,
         /// Why.
         reason: String,
@@ -84,6 +89,9 @@ impl Target {
                 }
                 for name in &s.build_go {
                     ensure_go_built(name)?;
+                }
+                for name in &s.build_java {
+                    ensure_java_built(name)?;
                 }
                 for name in &s.build_python {
                     ensure_python_built(name)?;
@@ -217,59 +225,111 @@ pub fn ensure_built(bin: &str) -> Result<(), TargetError> {
     Ok(())
 }
 
+/// A language whose reference targets `targets/LANG/build.sh` builds.
+struct Toolchain {
+    /// `Go` or `Java`.
+    lang: &'static str,
+    /// Folder under `targets/`, and the placeholder's kind.
+    key: &'static str,
+    /// Where the built target goes (what the placeholder names).
+    out: PathBuf,
+    /// The variable build.sh reads the output folder from.
+    out_env: &'static str,
+    /// How to get the toolchain.
+    install: &'static str,
+}
+
 /// Builds a Go target of this workspace (`targets/go/NAME`) with `targets/go/build.sh` when its
 /// binary is missing or older than a file of its sources. Without the sources (leakgate moved
 /// away from its workspace) or without a Go toolchain, an existing binary is used as it is.
 pub fn ensure_go_built(name: &str) -> Result<(), TargetError> {
-    let bin = default_go_dir().join(name);
-    let src = workspace_dir().join("targets").join("go").join(name);
+    ensure_script_built(
+        &Toolchain {
+            lang: "Go",
+            key: "go",
+            out: default_go_dir(),
+            out_env: "LEAKGATE_GO_BIN_DIR",
+            install: "install Debian's golang-go, as ./ci/test.sh does",
+        },
+        name,
+    )
+}
+
+/// Builds a Java target of this workspace (`targets/java/NAME`) into its class folder with
+/// `targets/java/build.sh`, on the same terms as [`ensure_go_built`].
+pub fn ensure_java_built(name: &str) -> Result<(), TargetError> {
+    ensure_script_built(
+        &Toolchain {
+            lang: "Java",
+            key: "java",
+            out: default_java_dir(),
+            out_env: "LEAKGATE_JAVA_BIN_DIR",
+            install: "install Debian's default-jdk-headless, as ./ci/test.sh does",
+        },
+        name,
+    )
+}
+
+fn ensure_script_built(tc: &Toolchain, name: &str) -> Result<(), TargetError> {
+    let built = tc.out.join(name);
+    let src = workspace_dir().join("targets").join(tc.key).join(name);
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let newest_source = std::fs::read_dir(&src)
         .ok()
         .and_then(|entries| entries.flatten().filter_map(|e| modified(&e.path())).max());
-    match (modified(&bin), newest_source) {
+    match (modified(&built), newest_source) {
         (Some(_), None) => return Ok(()),
-        (Some(built), Some(source)) if built >= source => return Ok(()),
+        (Some(at), Some(source)) if at >= source => return Ok(()),
         _ => {}
     }
-    let err = |reason: String| TargetError::BuildGo {
+    let err = |reason: String| TargetError::BuildTarget {
+        lang: tc.lang,
+        key: tc.key,
         name: name.into(),
         reason,
     };
     if newest_source.is_none() {
         return Err(err(format!(
             "{} is missing and there are no sources at {}",
-            bin.display(),
+            built.display(),
             src.display()
         )));
     }
-    let script = workspace_dir().join("targets").join("go").join("build.sh");
-    eprintln!("leakgate: building the Go target {name} (targets/go/build.sh)...");
+    let script = workspace_dir()
+        .join("targets")
+        .join(tc.key)
+        .join("build.sh");
+    eprintln!(
+        "leakgate: building the {} target {name} (targets/{}/build.sh)...",
+        tc.lang, tc.key
+    );
     let status = std::process::Command::new("bash")
         .arg(&script)
         .arg(name)
-        .env("LEAKGATE_GO_BIN_DIR", default_go_dir())
+        .env(tc.out_env, &tc.out)
         .status()
         .map_err(|e| err(format!("cannot run {}: {e}", script.display())))?;
-    let no_go = status.code() == Some(127);
-    if no_go && modified(&bin).is_some() {
-        // Sources newer than the binary (a checkout touches them too) but nothing to build
-        // with: the binary there is the best there is.
+    let missing_toolchain = status.code() == Some(127);
+    if missing_toolchain && modified(&built).is_some() {
+        // Sources newer than the build (a checkout touches them too) but nothing to build
+        // with: what is there is the best there is.
         eprintln!(
-            "leakgate: no Go toolchain to rebuild {}; using it as it is",
-            bin.display()
+            "leakgate: no {} toolchain to rebuild {}; using it as it is",
+            tc.lang,
+            built.display()
         );
         return Ok(());
     }
-    if !status.success() || !bin.exists() {
-        let hint = if no_go {
-            " (no Go toolchain: install Debian's golang-go, as ./ci/test.sh does)"
+    if !status.success() || !built.exists() {
+        let hint = if missing_toolchain {
+            format!(" (no {} toolchain: {})", tc.lang, tc.install)
         } else {
-            ""
+            String::new()
         };
         return Err(err(format!(
-            "targets/go/build.sh {status}; expected {}{hint}",
-            bin.display()
+            "targets/{}/build.sh {status}; expected {}{hint}",
+            tc.key,
+            built.display()
         )));
     }
     Ok(())

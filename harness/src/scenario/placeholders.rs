@@ -1,4 +1,5 @@
 //! Placeholders in scenario strings: `{port:NAME}`, `{bin:NAME}`, `{go:NAME}`, `{python:NAME}`,
+//! `{java:NAME}`,
 //! `{scenario_dir}`, `{bin_dir}`.
 //!
 //! They let shipped scenarios run from a clean clone: ports are picked free on 127.0.0.1 (the
@@ -7,7 +8,9 @@
 //! target of this workspace (`targets/go/NAME`) in `target/go/`, built on demand with
 //! `targets/go/build.sh`, and `{python:NAME}` at the wrapper of a Python target of this
 //! workspace (`targets/python/NAME.py`) in `target/python/`, made on demand with
-//! `targets/python/build.sh`.
+//! `targets/python/build.sh`; `{java:NAME}` is the class folder of a Java target
+//! (`targets/java/NAME`), `target/java/NAME`, built on demand with `targets/java/build.sh`, for
+//! a command such as `["java", "-cp", "{java:leaktarget}", "LeakTarget", ...]`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
@@ -20,10 +23,12 @@ pub struct Placeholders {
     bins: BTreeSet<String>,
     go_bins: BTreeSet<String>,
     python_bins: BTreeSet<String>,
+    java_bins: BTreeSet<String>,
     scenario_dir: PathBuf,
     bin_dir: PathBuf,
     go_dir: PathBuf,
     python_dir: PathBuf,
+    java_dir: PathBuf,
 }
 
 impl Placeholders {
@@ -34,10 +39,12 @@ impl Placeholders {
             bins: BTreeSet::new(),
             go_bins: BTreeSet::new(),
             python_bins: BTreeSet::new(),
+            java_bins: BTreeSet::new(),
             scenario_dir: scenario_dir.to_path_buf(),
             bin_dir,
             go_dir: default_go_dir(),
             python_dir: default_python_dir(),
+            java_dir: default_java_dir(),
         }
     }
 
@@ -59,6 +66,11 @@ impl Placeholders {
     /// Python targets named by `{python:NAME}` so far.
     pub fn python_bins_used(&self) -> Vec<String> {
         self.python_bins.iter().cloned().collect()
+    }
+
+    /// Java targets named by `{java:NAME}` so far.
+    pub fn java_bins_used(&self) -> Vec<String> {
+        self.java_bins.iter().cloned().collect()
     }
 
     /// Replaces every placeholder in `text`; other braces (such as `{{seq}}`) are left alone.
@@ -93,11 +105,11 @@ impl Placeholders {
         match (kind, name) {
             ("scenario_dir", "") => Ok(Some(self.scenario_dir.display().to_string())),
             ("bin_dir", "") => Ok(Some(self.bin_dir.display().to_string())),
-            ("port" | "bin" | "go" | "python", "") => Err(format!(
+            ("port" | "bin" | "go" | "python" | "java", "") => Err(format!(
                 "placeholder {{{inner}}} needs a name, e.g. {{{kind}:http}}"
             )),
             ("port", name) => Ok(Some(self.port(name)?.to_string())),
-            ("bin" | "go" | "python", name) => {
+            ("bin" | "go" | "python" | "java", name) => {
                 if !name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -107,7 +119,8 @@ impl Placeholders {
                 let (names, dir) = match kind {
                     "bin" => (&mut self.bins, &self.bin_dir),
                     "go" => (&mut self.go_bins, &self.go_dir),
-                    _ => (&mut self.python_bins, &self.python_dir),
+                    "python" => (&mut self.python_bins, &self.python_dir),
+                    _ => (&mut self.java_bins, &self.java_dir),
                 };
                 names.insert(name.to_string());
                 Ok(Some(dir.join(name).display().to_string()))
@@ -170,6 +183,15 @@ pub fn default_python_dir() -> PathBuf {
     }
 }
 
+/// Folder of the built Java targets' class folders: `target/java` in this workspace (where
+/// `targets/java/build.sh` puts them), or `LEAKGATE_JAVA_BIN_DIR` (which build.sh honours too).
+pub fn default_java_dir() -> PathBuf {
+    match std::env::var_os("LEAKGATE_JAVA_BIN_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => workspace_dir().join("target").join("java"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +242,22 @@ mod tests {
         if std::env::var_os("LEAKGATE_PYTHON_DIR").is_none() {
             assert!(exe.ends_with("target/python/leaktarget"), "{exe}");
             assert!(workspace_dir().join("targets/python/build.sh").exists());
+        }
+    }
+
+    #[test]
+    fn java_targets_resolve_to_their_class_folder() {
+        let mut p = Placeholders::new(Path::new("/s"), PathBuf::from("/b"));
+        let cp = p.fill("{java:leaktarget}").unwrap();
+        assert_eq!(PathBuf::from(&cp), default_java_dir().join("leaktarget"));
+        p.fill("-cp {java:leaktarget} {go:leaktarget}").unwrap();
+        assert_eq!(p.java_bins_used(), vec!["leaktarget".to_string()]);
+        assert_eq!(p.go_bins_used(), vec!["leaktarget".to_string()]);
+        assert!(p.fill("{java:}").is_err());
+        assert!(p.fill("{java:a/b}").is_err());
+        if std::env::var_os("LEAKGATE_JAVA_BIN_DIR").is_none() {
+            assert!(cp.ends_with("target/java/leaktarget"), "{cp}");
+            assert!(workspace_dir().join("targets/java/build.sh").exists());
         }
     }
 }

@@ -77,6 +77,10 @@ pub struct SpawnPlan {
     /// `targets/python/build.sh` when missing or older than their sources.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub build_python: Vec<String>,
+    /// Java targets of this workspace the command uses (`{java:NAME}`, class folders), built
+    /// with `targets/java/build.sh` when missing or older than their sources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub build_java: Vec<String>,
 }
 
 /// When a spawned target counts as ready.

@@ -366,6 +366,7 @@ impl<'a> Resolver<'a> {
                     build_bins: self.placeholders.bins_used(),
                     build_go: self.placeholders.go_bins_used(),
                     build_python: self.placeholders.python_bins_used(),
+                    build_java: self.placeholders.java_bins_used(),
                 })
             }
             (None, true) => TargetPlan::Attach(AttachPlan {
