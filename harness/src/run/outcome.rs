@@ -2,7 +2,7 @@
 
 use crate::exit::ExitCode;
 use crate::scenario::plan::{LoadPlan, PhaseKind};
-use crate::verdict::{GateKind, Outcome, Verdict};
+use crate::verdict::{Outcome, Verdict};
 
 /// The facts that decide the exit code, in order of precedence.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,21 +23,11 @@ impl Facts {
     pub fn of(target_died: bool, verdict: Option<&Verdict>, fell_behind: bool) -> Self {
         Facts {
             target_died,
-            gate_failed: verdict.is_some_and(|v| gate_failed(v, fell_behind)),
+            gate_failed: verdict.is_some_and(|v| v.outcome == Outcome::Fail),
             fell_behind,
             inconclusive: verdict.is_none_or(|v| v.outcome == Outcome::Inconclusive),
         }
     }
-}
-
-/// Whether the verdict's failures count for the exit code. Slopes per request stay valid when
-/// the driver fell behind; latency does not: corrected latency then holds the driver's own
-/// stall, so a latency gate failed by a starved driver is the driver's fault (exit 4), not the
-/// target's.
-pub fn gate_failed(v: &Verdict, fell_behind: bool) -> bool {
-    v.gates
-        .iter()
-        .any(|g| g.outcome == Outcome::Fail && (g.kind != GateKind::Latency || !fell_behind))
 }
 
 /// The exit code for a run.
@@ -105,46 +95,5 @@ mod tests {
         };
         assert_eq!(exit_code(f), ExitCode::Inconclusive);
         assert_eq!(exit_code(Facts::default()), ExitCode::Pass);
-    }
-
-    fn failed(kind: GateKind) -> Verdict {
-        Verdict {
-            outcome: Outcome::Fail,
-            gates: vec![crate::verdict::GateResult {
-                name: "g".into(),
-                signal: None,
-                kind,
-                outcome: Outcome::Fail,
-                observed: 2.0,
-                limit: 1.0,
-                unit: "ms".into(),
-                slope: None,
-                time_to_limit_s: None,
-                explanation: String::new(),
-            }],
-            summary: String::new(),
-        }
-    }
-
-    #[test]
-    fn a_starved_driver_answers_for_latency_but_not_for_a_slope() {
-        let latency = failed(GateKind::Latency);
-        let slope = failed(GateKind::Slope);
-        assert_eq!(
-            exit_code(Facts::of(false, Some(&latency), true)),
-            ExitCode::FellBehind
-        );
-        assert_eq!(
-            exit_code(Facts::of(false, Some(&latency), false)),
-            ExitCode::GateFailed
-        );
-        assert_eq!(
-            exit_code(Facts::of(false, Some(&slope), true)),
-            ExitCode::GateFailed
-        );
-        assert_eq!(
-            exit_code(Facts::of(true, Some(&slope), false)),
-            ExitCode::TargetDied
-        );
     }
 }

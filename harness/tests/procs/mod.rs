@@ -62,23 +62,32 @@ impl RestTarget {
     }
 
     /// Starts rest-target with `--leak leak` plus `extra` flags and waits until it answers.
+    /// Tests run side by side, so a port found free can be taken before the target binds it:
+    /// a target that exits before it is ready is started again on other ports.
     pub fn start_with(leak: &str, extra: &[&str]) -> Self {
         leakgate::run::target::ensure_built("rest-target").unwrap();
         let bin = leakgate::scenario::placeholders::default_bin_dir().join("rest-target");
-        let (port, admin) = (free_port(), free_port());
-        let child = Command::new(bin)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
-            .args(["--leak", leak, "--leak-bytes", "1024"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for(Duration::from_secs(60), "rest-target to be ready", || {
-            get(port, "/healthz").is_some_and(|(c, _)| c == 200)
-        });
-        Self { child, port, admin }
+        for _attempt in 0..5 {
+            let (port, admin) = (free_port(), free_port());
+            let mut child = Command::new(&bin)
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+                .args(["--leak", leak, "--leak-bytes", "1024"])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut exited = false;
+            wait_for(Duration::from_secs(60), "rest-target to be ready", || {
+                exited = child.try_wait().ok().flatten().is_some();
+                exited || get(port, "/healthz").is_some_and(|(c, _)| c == 200)
+            });
+            if !exited {
+                return Self { child, port, admin };
+            }
+        }
+        panic!("rest-target exited before it was ready five times (ports taken?)");
     }
 
     pub fn pid(&self) -> u32 {
