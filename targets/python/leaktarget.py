@@ -159,7 +159,9 @@ class UpstreamResponse(asyncio.Protocol):
                 if k.strip().lower() == b"content-length":
                     self.length = int(v)
             del self.buf[: end + 4]
-            self.head.set_result(self.status)
+            # A call cancelled while it waited cancelled this future: the data is nobody's.
+            if not self.head.done():
+                self.head.set_result(self.status)
         if len(self.buf) >= self.length and not self.complete.done():
             self.complete.set_result(bytes(self.buf[: self.length]))
 
@@ -193,6 +195,9 @@ class Upstream:
             try:
                 status = await conn.head
                 break
+            except asyncio.CancelledError:
+                conn.transport.close()  # the call went away: its response is nobody's
+                raise
             except ConnectionError:
                 conn.transport.close()
                 if not reused:
@@ -206,7 +211,7 @@ class Upstream:
             return 0 if status == 200 else -1
         try:
             body = await conn.complete
-        except ConnectionError:
+        except (ConnectionError, asyncio.CancelledError):
             conn.transport.close()
             raise
         finally:

@@ -83,7 +83,15 @@ pub fn check(plan: &LoadPlan) -> Result<Option<String>, LoadError> {
                 .into(),
         ));
     }
-    prepare(plan).map(|_| None)
+    match prepare(plan) {
+        Ok(_) => Ok(None),
+        // A scenario for another network (a cluster's Service name) is checked here too: its
+        // host is looked up when the run starts, where it resolves.
+        Err(LoadError::Resolve { host, reason }) => Ok(Some(format!(
+            "{host} does not resolve from here ({reason}); it is looked up when the run starts"
+        ))),
+        Err(e) => Err(e),
+    }
 }
 
 /// Hooks into a running load.
