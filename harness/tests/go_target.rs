@@ -8,20 +8,13 @@
 //! Debian's golang-go and builds the target before `cargo test`. Runs one scenario at a time.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::Mutex;
+use std::process::Command;
 
 use leakgate::scenario::placeholders::default_go_dir;
 
 mod runs;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(format!("{name}.toml"))
-}
+use runs::scenario::{Run, expect_leak, expect_pass, gates_with, shipped as scenario};
 
 /// Whether the Go target can run here: built, or buildable by leakgate on first use. Panics
 /// when it cannot and `CI` is set.
@@ -51,70 +44,13 @@ fn go_target(test: &str) -> bool {
     false
 }
 
-struct Run {
-    code: i32,
-    text: String,
-    dir: PathBuf,
-    summary: serde_json::Value,
-    _results: tempfile::TempDir,
-}
-
 /// Runs a shipped scenario until every gate is decided (leaky ones name all their signals).
 fn run(name: &str) -> Run {
     run_file(name, &scenario(name), &["--until-verdict=all"])
 }
 
-/// Runs a scenario file with extra flags (leaky and fixed scenarios stop once decided).
 fn run_file(name: &str, path: &Path, extra: &[&str]) -> Run {
-    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let results = tempfile::tempdir().unwrap();
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_leakgate"))
-        .env_remove("RUST_BACKTRACE")
-        .arg("run")
-        .arg(path)
-        .args(["--no-progress", "--results-dir"])
-        .arg(results.path())
-        .args(extra)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dir = std::fs::read_dir(results.path())
-        .unwrap()
-        .next()
-        .unwrap_or_else(|| panic!("{name}: no run folder\n{text}"))
-        .unwrap()
-        .path();
-    let summary: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("summary.json"))
-            .unwrap_or_else(|e| panic!("{name}: summary.json: {e}\n{text}")),
-    )
-    .unwrap();
-    let errors: Vec<String> = runs::summary_validator()
-        .iter_errors(&summary)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{name}: summary.json: {errors:?}");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        text,
-        dir,
-        summary,
-        _results: results,
-    }
-}
-
-fn gates_with(s: &serde_json::Value, outcome: &str) -> Vec<String> {
-    s["verdict"]["gates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|g| g["outcome"] == outcome)
-        .filter_map(|g| g["signal"].as_str().map(String::from))
-        .collect()
+    runs::scenario::run(name, path, extra)
 }
 
 /// The scenario ran against the Go binary and its probes read the Go runtime.
@@ -136,22 +72,8 @@ fn leaky(name: &str, signals: &[&str]) -> Option<Run> {
         return None;
     }
     let r = run(name);
-    assert_eq!(r.code, 1, "{name} should fail the gate:\n{}", r.text);
     check_go_signals(name, &r);
-    runs::check_diagnosis(name, &r.summary, &r.text);
-    let failed = gates_with(&r.summary, "fail");
-    for sig in signals {
-        assert!(
-            failed.iter().any(|f| f == sig),
-            "{name}: {sig} not among failed {failed:?}\n{}",
-            r.text
-        );
-        assert!(
-            r.text.contains(&format!("FAIL  {sig}")),
-            "{name}: output does not name {sig}:\n{}",
-            r.text
-        );
-    }
+    expect_leak(name, &r, signals);
     Some(r)
 }
 
@@ -159,15 +81,9 @@ fn clean(name: &str) {
     if !go_target(name) {
         return;
     }
-    // A cache still filling looks like a leak until it is full: bounded ones run their plan.
-    let r = if name.contains("bounded") {
-        run_file(name, &scenario(name), &[])
-    } else {
-        run(name)
-    };
-    assert_eq!(r.code, 0, "{name} should pass:\n{}", r.text);
+    let r = run_file(name, &scenario(name), runs::scenario::clean_flags(name));
     check_go_signals(name, &r);
-    assert_eq!(r.summary["verdict"]["outcome"], "pass", "{}", r.text);
+    expect_pass(name, &r);
 }
 
 #[test]

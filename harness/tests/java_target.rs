@@ -9,28 +9,19 @@
 //! `./ci/test.sh` installs Debian's default-jdk-headless and builds the target before
 //! `cargo test`. Runs one scenario at a time.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::Mutex;
-use std::time::Instant;
+use std::process::Command;
 
 use leakgate::scenario::placeholders::default_java_dir;
 
 mod runs;
 
-static SERIAL: Mutex<()> = Mutex::new(());
+use runs::scenario::{Run, expect_leak, expect_pass, shipped};
 
 /// Bytes the unbounded cache keeps per request beyond its `-leak-bytes` value, counted on a
 /// 64-bit HotSpot with compressed pointers (what the scenario runs): the value's array header
 /// (16), the key (a `String` of 24 and its `byte[]` of 16 + 5 digits, rounded up to 24), the
 /// `HashMap.Node` (32) and its slot in the table (4 to 8 at load factor 0.75).
 const ENTRY_OVERHEAD: f64 = 16.0 + 24.0 + 24.0 + 32.0 + 6.0;
-
-fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(format!("{name}.toml"))
-}
 
 fn found(program: &str) -> bool {
     Command::new(program)
@@ -48,72 +39,6 @@ fn java_target(test: &str) -> bool {
     }
     runs::tool_missing(test, "java/javac", "default-jdk-headless");
     false
-}
-
-struct Run {
-    code: i32,
-    text: String,
-    dir: PathBuf,
-    summary: serde_json::Value,
-    secs: f64,
-    _results: tempfile::TempDir,
-}
-
-/// Runs a shipped scenario with extra flags (leaky and fixed ones stop once decided).
-fn run(name: &str, extra: &[&str]) -> Run {
-    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let results = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_leakgate"))
-        .env_remove("RUST_BACKTRACE")
-        .arg("run")
-        .arg(scenario(name))
-        .args(["--no-progress", "--results-dir"])
-        .arg(results.path())
-        .args(extra)
-        .output()
-        .unwrap();
-    let secs = started.elapsed().as_secs_f64();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dir = std::fs::read_dir(results.path())
-        .unwrap()
-        .next()
-        .unwrap_or_else(|| panic!("{name}: no run folder\n{text}"))
-        .unwrap()
-        .path();
-    let summary: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("summary.json"))
-            .unwrap_or_else(|e| panic!("{name}: summary.json: {e}\n{text}")),
-    )
-    .unwrap();
-    let errors: Vec<String> = runs::summary_validator()
-        .iter_errors(&summary)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{name}: summary.json: {errors:?}");
-    eprintln!("{name}: exit {:?} after {secs:.1} s", out.status.code());
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        text,
-        dir,
-        summary,
-        secs,
-        _results: results,
-    }
-}
-
-fn gates_with(s: &serde_json::Value, outcome: &str) -> Vec<String> {
-    s["verdict"]["gates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|g| g["outcome"] == outcome)
-        .filter_map(|g| g["signal"].as_str().map(String::from))
-        .collect()
 }
 
 /// The scenario ran the JVM and the hsperfdata probe read it.
@@ -148,23 +73,9 @@ fn leaky_with(name: &str, signals: &[&str], flags: &[&str]) -> Option<Run> {
     if !java_target(name) {
         return None;
     }
-    let r = run(name, flags);
-    assert_eq!(r.code, 1, "{name} should fail the gate:\n{}", r.text);
+    let r = runs::scenario::run(name, &shipped(name), flags);
     check_jvm_signals(name, &r);
-    runs::check_diagnosis(name, &r.summary, &r.text);
-    let failed = gates_with(&r.summary, "fail");
-    for sig in signals {
-        assert!(
-            failed.iter().any(|f| f == sig),
-            "{name}: {sig} not among failed {failed:?}\n{}",
-            r.text
-        );
-        assert!(
-            r.text.contains(&format!("FAIL  {sig}")),
-            "{name}: output does not name {sig}:\n{}",
-            r.text
-        );
-    }
+    expect_leak(name, &r, signals);
     Some(r)
 }
 
@@ -172,15 +83,9 @@ fn clean(name: &str) {
     if !java_target(name) {
         return;
     }
-    // A cache still filling looks like a leak until it is full: bounded ones run their plan.
-    let r = if name.contains("bounded") {
-        run(name, &[])
-    } else {
-        run(name, &["--until-verdict"])
-    };
-    assert_eq!(r.code, 0, "{name} should pass:\n{}", r.text);
+    let r = runs::scenario::run(name, &shipped(name), runs::scenario::clean_flags(name));
     check_jvm_signals(name, &r);
-    assert_eq!(r.summary["verdict"]["outcome"], "pass", "{}", r.text);
+    expect_pass(name, &r);
 }
 
 /// The `-leak-bytes` value a scenario passes to the target.

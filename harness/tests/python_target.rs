@@ -8,22 +8,13 @@
 //! `bash targets/python/build.sh`, which `./ci/test.sh` runs) they print SKIPPED, and fail when
 //! `CI` is set. Runs one scenario at a time.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::Mutex;
-use std::time::Instant;
+use std::process::Command;
 
 use leakgate::scenario::placeholders::default_python_dir;
 
 mod runs;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(format!("{name}.toml"))
-}
+use runs::scenario::{Run, expect_leak, expect_pass, shipped};
 
 /// Whether the Python target can run here without a download: its venv is in place (leakgate
 /// then makes the stubs and the wrapper offline). Panics when it cannot and `CI` is set.
@@ -48,77 +39,6 @@ fn python_target(test: &str) -> bool {
         venv.display()
     );
     false
-}
-
-struct Run {
-    code: i32,
-    text: String,
-    dir: PathBuf,
-    summary: serde_json::Value,
-    _results: tempfile::TempDir,
-}
-
-fn run(name: &str) -> Run {
-    run_file(name, &scenario(name), &["--until-verdict=all"])
-}
-
-/// Runs a scenario file with extra flags, printing how long it took.
-fn run_file(name: &str, path: &Path, extra: &[&str]) -> Run {
-    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let results = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_leakgate"))
-        .env_remove("RUST_BACKTRACE")
-        .arg("run")
-        .arg(path)
-        .args(["--no-progress", "--results-dir"])
-        .arg(results.path())
-        .args(extra)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!(
-        "{name}: exit {:?} after {:.1} s\n{text}",
-        out.status.code(),
-        started.elapsed().as_secs_f64()
-    );
-    let dir = std::fs::read_dir(results.path())
-        .unwrap()
-        .next()
-        .unwrap_or_else(|| panic!("{name}: no run folder\n{text}"))
-        .unwrap()
-        .path();
-    let summary: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("summary.json"))
-            .unwrap_or_else(|e| panic!("{name}: summary.json: {e}\n{text}")),
-    )
-    .unwrap();
-    let errors: Vec<String> = runs::summary_validator()
-        .iter_errors(&summary)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{name}: summary.json: {errors:?}");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        text,
-        dir,
-        summary,
-        _results: results,
-    }
-}
-
-fn gates_with(s: &serde_json::Value, outcome: &str) -> Vec<String> {
-    s["verdict"]["gates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|g| g["outcome"] == outcome)
-        .filter_map(|g| g["signal"].as_str().map(String::from))
-        .collect()
 }
 
 /// The scenario ran against the Python wrapper, its probes read the interpreter's metrics, and
@@ -152,23 +72,9 @@ fn leaky(name: &str, signals: &[&str]) -> Option<Run> {
     if !python_target(name) {
         return None;
     }
-    let r = run(name);
-    assert_eq!(r.code, 1, "{name} should fail the gate:\n{}", r.text);
+    let r = runs::scenario::run(name, &shipped(name), &["--until-verdict=all"]);
     check_python_run(name, &r);
-    runs::check_diagnosis(name, &r.summary, &r.text);
-    let failed = gates_with(&r.summary, "fail");
-    for sig in signals {
-        assert!(
-            failed.iter().any(|f| f == sig),
-            "{name}: {sig} not among failed {failed:?}\n{}",
-            r.text
-        );
-        assert!(
-            r.text.contains(&format!("FAIL  {sig}")),
-            "{name}: output does not name {sig}:\n{}",
-            r.text
-        );
-    }
+    expect_leak(name, &r, signals);
     Some(r)
 }
 
@@ -176,15 +82,9 @@ fn clean(name: &str) {
     if !python_target(name) {
         return;
     }
-    // A cache still filling looks like a leak until it is full: bounded ones run their plan.
-    let r = if name.contains("bounded-cache") {
-        run_file(name, &scenario(name), &[])
-    } else {
-        run(name)
-    };
-    assert_eq!(r.code, 0, "{name} should pass:\n{}", r.text);
+    let r = runs::scenario::run(name, &shipped(name), runs::scenario::clean_flags(name));
     check_python_run(name, &r);
-    assert_eq!(r.summary["verdict"]["outcome"], "pass", "{}", r.text);
+    expect_pass(name, &r);
 }
 
 #[test]

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod scenario;
+
 /// A stored run folder under `tests/data/runs/` (`clean`, `leaky`, `slow`).
 pub fn stored(run: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
