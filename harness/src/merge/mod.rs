@@ -101,6 +101,27 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<RunOutcome, MergeError> {
         .map(ShardRun::index)
         .collect();
     load.fell_behind = !behind.is_empty();
+    // Rates over the span the shards drove (each its own duration from its start), not over
+    // the windows' ends: a shard's closing window reaches past its planned end.
+    let span = runs
+        .iter()
+        .filter_map(|r| {
+            let l = r.summary.load.as_ref()?;
+            let own = if l.completed_rate > 0.0 {
+                l.completed as f64 / l.completed_rate
+            } else {
+                l.elapsed
+            };
+            Some((r.t0_ms - t0) as f64 / 1000.0 + own)
+        })
+        .fold(0.0, f64::max);
+    if span > 0.0 {
+        if load.planned_rate > 0.0 {
+            load.planned_rate = load.planned as f64 / span;
+        }
+        load.achieved_rate = load.sent as f64 / span;
+        load.completed_rate = load.completed as f64 / span;
+    }
     load.threads = runs
         .iter()
         .filter_map(|r| r.summary.load.as_ref().map(|l| l.threads))
