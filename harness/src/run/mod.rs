@@ -14,6 +14,7 @@ pub mod rolling;
 pub mod signals;
 pub mod target;
 
+mod folder;
 mod stages;
 
 use std::path::PathBuf;
@@ -140,7 +141,7 @@ pub fn create_run_dir(plan: &Plan) -> Result<PathBuf, RunError> {
 
 /// Runs `plan` to the end and returns its outcome; the run folder is complete on return.
 pub fn execute(plan: &Plan, mut opts: RunOptions) -> Result<RunOutcome, RunError> {
-    let folder = stages::Folder::open(plan)?;
+    let folder = folder::Folder::open(plan)?;
     let target = folder.start_target(plan)?;
     let prepared = folder.prepare_load(plan, &target)?;
     let warm = stages::warm(plan, &folder, &target, &opts.stop);
