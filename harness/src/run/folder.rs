@@ -11,7 +11,7 @@ use super::target::Target;
 use crate::exit::ExitCode;
 use crate::load::{self, Prepared};
 use crate::record::{Event, Record};
-use crate::report::summary::Summary;
+use crate::report::summary::{Summary, TargetExit};
 use crate::scenario::plan::Plan;
 use crate::store::Writer as NdjsonWriter;
 

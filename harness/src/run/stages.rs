@@ -1,6 +1,6 @@
 //! The stages of one run, each a function over plain data (see the module doc of `run`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,9 +19,8 @@ use crate::exit::ExitCode;
 use crate::load::{self, LoadReport, Prepared};
 use crate::probe::{self, ProbeSet, sampler, sampler::Sampler};
 use crate::record::{Event, ProbeSample, Record};
-use crate::report::summary::{self, Summary, TargetExit};
+use crate::report::summary::{self, TargetExit};
 use crate::scenario::plan::{Horizon, Plan};
-use crate::store::Writer as NdjsonWriter;
 
 /// Aged records are merged into one per minute.
 const COMPACT_BUCKET: f64 = 60.0;
