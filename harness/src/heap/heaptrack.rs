@@ -116,19 +116,12 @@ impl Tools {
         program: &str,
     ) -> Vec<(String, String)> {
         let dir = std::path::absolute(run_dir).unwrap_or_else(|_| run_dir.to_path_buf());
-        let name: String = Path::new(program)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let name = crate::run::file_safe(
+            &Path::new(program)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
         let earlier = env
             .get("LD_PRELOAD")
             .cloned()

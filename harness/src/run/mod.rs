@@ -114,17 +114,7 @@ pub fn create_run_dir(plan: &Plan) -> Result<PathBuf, RunError> {
             "[year][month][day]T[hour][minute][second]Z"
         ))
         .unwrap_or_else(|_| "run".into());
-    let safe: String = plan
-        .name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let safe = file_safe(&plan.name);
     let base = plan.output.results_dir.join(format!("{stamp}-{safe}"));
     let mut dir = base.clone();
     let mut n = 1;
@@ -160,4 +150,17 @@ pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+/// `name` as a file name part: letters, digits, `-` and `_` kept, anything else `_`.
+pub(crate) fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
