@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::engine::{Job, Local};
+use super::local::{Job, Local};
 use super::schedule::Schedule;
 
 /// The dispatcher wakes at most once per tick and hands out every arrival due before the next

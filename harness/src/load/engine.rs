@@ -4,28 +4,25 @@
 //! Everything inside a worker is single-threaded (`Rc`, `RefCell`): no locks or atomics on the
 //! request path except the shared completed-requests counter.
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 use std::task::Poll;
 use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
+use super::client::{Conn, Connector, Scratch};
 use super::dispatch::dispatch;
-use super::grpc_conn::StreamStats;
-use super::http::{Connector, Sender};
+use super::local::{Job, Local};
 use super::request::Mix;
 use super::schedule::Schedule;
-use super::stats::{ErrorKind, Outcome, Stats};
+use super::stats::{ErrorKind, Outcome, Stats, StreamStats};
 use crate::scenario::plan::{LoadPlan, Protocol, Rate, Shard};
 
 /// What a worker sends to the collector.
@@ -53,72 +50,6 @@ pub struct Shared {
     pub workers: usize,
     /// Seed for templates and arrivals.
     pub seed: u64,
-}
-
-/// A queued arrival.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Job {
-    pub seq: u64,
-    pub intended: Instant,
-}
-
-/// A worker's single-threaded state.
-pub(crate) struct Local {
-    pub queue: RefCell<VecDeque<Job>>,
-    pub notify: Notify,
-    pub stats: RefCell<Stats>,
-    pub closing: Cell<bool>,
-    pub in_flight: Cell<usize>,
-    pub completed: Arc<AtomicU64>,
-    /// The window the stats currently accumulate for.
-    pub window_index: Cell<u64>,
-}
-
-impl Local {
-    pub(crate) fn new(completed: Arc<AtomicU64>) -> Rc<Self> {
-        Rc::new(Self {
-            queue: RefCell::default(),
-            notify: Notify::new(),
-            stats: RefCell::default(),
-            closing: Cell::new(false),
-            in_flight: Cell::new(0),
-            completed,
-            window_index: Cell::new(0),
-        })
-    }
-
-    /// Waits for the next job; `None` once the worker is closing and the queue is empty.
-    pub(crate) async fn next_job(&self) -> Option<Job> {
-        loop {
-            if let Some(j) = self.queue.borrow_mut().pop_front() {
-                return Some(j);
-            }
-            if self.closing.get() {
-                return None;
-            }
-            self.notify.notified().await;
-        }
-    }
-
-    fn finish(
-        &self,
-        outcome: Outcome,
-        job: Job,
-        sent_at: Instant,
-        bytes: u64,
-        stream: Option<StreamStats>,
-    ) {
-        let end = Instant::now();
-        // A job handed out up to EARLY before its time is measured from its actual send, so
-        // the corrected latency is never below the real one.
-        let from = job.intended.min(sent_at);
-        let mut stats = self.stats.borrow_mut();
-        stats.record(outcome, end - from, end - sent_at, bytes);
-        if let Some(s) = stream {
-            stats.record_stream(s.messages, s.first_at.map(|f| f - from));
-        }
-        self.completed.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 /// Runs worker `id` to the end; blocks its thread.
@@ -241,14 +172,14 @@ fn spawn_slots(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let plan = &shared.plan;
     let shard = plan.shard;
-    let streams = if plan.protocol == Protocol::Http1 {
-        1
-    } else {
+    let streams = if shared.connector.client().shares_connections() {
         plan.streams_per_connection.max(1)
+    } else {
+        1
     };
     let mut handles = Vec::new();
     for c in 0..connections {
-        let group: Rc<tokio::sync::Mutex<Option<Sender>>> = Rc::default();
+        let group: Rc<tokio::sync::Mutex<Option<Conn>>> = Rc::default();
         for s in 0..streams {
             let slot = Slot {
                 shared: shared.clone(),
@@ -258,8 +189,10 @@ fn spawn_slots(
                 rng: SmallRng::seed_from_u64(
                     shared.seed ^ ((id * 1_000_003 + c * 1009 + s) as u64),
                 ),
-                buf: String::with_capacity(256),
-                raw: Vec::with_capacity(256),
+                scratch: Scratch {
+                    text: String::with_capacity(256),
+                    bytes: Vec::with_capacity(256),
+                },
                 timer: Box::pin(tokio::time::sleep_until(Instant::now())),
             };
             let cancel = cancel.clone();
@@ -281,15 +214,14 @@ fn spawn_slots(
     handles
 }
 
-/// One request slot: a connection (HTTP/1.1) or one stream of a shared connection (HTTP/2).
+/// One request slot: a connection of its own, or one stream of a shared connection.
 struct Slot {
     shared: Arc<Shared>,
     local: Rc<Local>,
-    group: Rc<tokio::sync::Mutex<Option<Sender>>>,
-    own: Option<Sender>,
+    group: Rc<tokio::sync::Mutex<Option<Conn>>>,
+    own: Option<Conn>,
     rng: SmallRng,
-    buf: String,
-    raw: Vec<u8>,
+    scratch: Scratch,
     /// The cut-off timer, kept across requests and re-armed lazily (see [`within`]).
     timer: Pin<Box<Sleep>>,
 }
@@ -351,8 +283,8 @@ impl Slot {
         let i = shared.mix.pick(&mut self.rng);
         let prepared = shared.mix.get(i);
         let behaviour = &prepared.behaviour;
-        let mut sender = match self.sender(behaviour.new_connection).await {
-            Ok(s) => s,
+        let mut conn = match self.conn(behaviour.new_connection).await {
+            Ok(c) => c,
             Err(kind) => return (Outcome::Error(kind), 0),
         };
         let limit = shared.plan.timeout;
@@ -360,111 +292,47 @@ impl Slot {
             Some(c) if c < limit => (c, ErrorKind::Cancelled),
             _ => (limit, ErrorKind::Timeout),
         };
-        let at = sent_at + cut;
-        let timer = self.timer.as_mut();
-        let result = match &mut sender {
-            Sender::Lean(conn) => {
-                let raw = shared
-                    .mix
-                    .raw(i, job.seq, &mut self.rng, &mut self.buf, &mut self.raw);
-                within(timer, at, conn.exchange(raw, behaviour.abandon_after)).await
-            }
-            Sender::Grpc(conn) => {
-                let (head, message) =
-                    match shared
-                        .mix
-                        .grpc_call(i, job.seq, &mut self.rng, &mut self.buf)
-                    {
-                        Ok(x) => x,
-                        Err(_) => return (Outcome::Error(ErrorKind::Other), 0),
-                    };
-                let call = conn.call(head, message, behaviour.abandon_after, stream);
-                within(timer, at, call).await
-            }
-            Sender::GrpcLean(conn) => {
-                let (message, fields) = match shared.mix.grpc_parts(
-                    i,
-                    job.seq,
-                    &mut self.rng,
-                    &mut self.buf,
-                    &mut self.raw,
-                ) {
-                    Ok(x) => x,
-                    Err(_) => return (Outcome::Error(ErrorKind::Other), 0),
-                };
-                let head = super::grpc_lean::Head {
-                    kind: i,
-                    fields,
-                    extra: &self.raw,
-                };
-                let call = conn.call(head, &message, behaviour.abandon_after, stream);
-                let r = within(timer, at, call).await;
-                if r.is_none() {
-                    conn.cut();
-                }
-                r
-            }
-            other => {
-                let req = match shared.mix.build(i, job.seq, &mut self.rng, &mut self.buf) {
-                    Ok(r) => r,
-                    Err(_) => return (Outcome::Error(ErrorKind::Other), 0),
-                };
-                within(timer, at, other.exchange(req, behaviour.abandon_after)).await
-            }
-        };
-        let (outcome, bytes, reusable) = match result {
-            Some(x) => (x.outcome, x.bytes, x.reusable),
-            // Dropping the exchange resets an h2 stream; an h1 connection is unusable after it.
-            None => (
-                Outcome::Error(cut_kind),
-                0,
-                match &sender {
-                    Sender::H2(_) | Sender::Grpc(_) => true,
-                    Sender::GrpcLean(c) => c.is_open(),
-                    Sender::H1(_) | Sender::Lean(_) => false,
-                },
-            ),
-        };
+        let send = conn.send(
+            &shared.mix,
+            i,
+            job.seq,
+            &mut self.rng,
+            &mut self.scratch,
+            behaviour.abandon_after,
+            stream,
+        );
+        let (outcome, bytes, reusable) =
+            match within(self.timer.as_mut(), sent_at + cut, send).await {
+                Some(x) => (x.outcome, x.bytes, x.reusable),
+                None => (Outcome::Error(cut_kind), 0, conn.cut()),
+            };
         if !behaviour.new_connection && reusable {
-            self.keep(sender);
+            self.own = Some(conn);
         }
         (outcome, bytes)
     }
 
-    /// An open sender: this slot's own (HTTP/1.1), the group's shared one (HTTP/2), or a new one.
-    async fn sender(&mut self, fresh: bool) -> Result<Sender, ErrorKind> {
+    /// An open connection: this slot's own, its handle on the group's shared one, or a new one.
+    async fn conn(&mut self, fresh: bool) -> Result<Conn, ErrorKind> {
         if fresh {
             return self.shared.connector.connect().await;
         }
-        // What the slot holds: its own connection (HTTP/1.1, lean gRPC) or its handle on the
-        // group's shared one (gRPC on h2).
         if let Some(mut s) = self.own.take() {
             s.refresh();
             if s.is_open() {
                 return Ok(s);
             }
         }
-        let shared =
-            self.shared.plan.protocol != Protocol::Http1 && !self.shared.connector.lean_grpc();
-        if !shared {
+        if !self.shared.connector.client().shares_connections() {
             return self.shared.connector.connect().await;
         }
         let mut g = self.group.lock().await;
-        if let Some(s) = g.as_ref().and_then(Sender::share) {
+        if let Some(s) = g.as_ref().and_then(Conn::share) {
             return Ok(s);
         }
         let s = self.shared.connector.connect().await?;
         *g = s.share();
         Ok(s)
-    }
-
-    fn keep(&mut self, s: Sender) {
-        if matches!(
-            s,
-            Sender::H1(_) | Sender::Lean(_) | Sender::Grpc(_) | Sender::GrpcLean(_)
-        ) {
-            self.own = Some(s);
-        }
     }
 }
 

@@ -5,21 +5,16 @@
 //! CPU. Here one task owns the socket: one write per request, reads until the response is
 //! complete (by Content-Length or chunked framing), headers parsed with httparse.
 
-use std::net::SocketAddr;
-
-use bytes::{Buf, BytesMut};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-
-use super::http::Exchange;
+use super::conn::{Exchange, Io};
 use super::stats::{ErrorKind, Outcome};
+use bytes::{Buf, BytesMut};
 
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 
 /// One keep-alive connection.
 pub struct H1Conn {
-    stream: TcpStream,
+    stream: Io,
     buf: BytesMut,
     open: bool,
 }
@@ -32,17 +27,13 @@ enum Framing {
 }
 
 impl H1Conn {
-    /// Connects to `addr`.
-    pub async fn connect(addr: SocketAddr) -> Result<Self, ErrorKind> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|_| ErrorKind::Connect)?;
-        let _ = stream.set_nodelay(true);
-        Ok(Self {
+    /// A client on `io` (TCP, or TLS that chose `http/1.1`).
+    pub fn new(stream: Io) -> Self {
+        Self {
             stream,
             buf: BytesMut::with_capacity(16 * 1024),
             open: true,
-        })
+        }
     }
 
     /// False once the connection cannot carry another request.
@@ -112,7 +103,7 @@ impl H1Conn {
 
     /// Reads more bytes; EOF is a reset (the response was not complete).
     async fn fill(&mut self) -> Result<usize, ErrorKind> {
-        super::http::read_more(&mut self.stream, &mut self.buf).await
+        super::conn::read_more(&mut self.stream, &mut self.buf).await
     }
 
     fn parse_head(&mut self) -> Result<Option<(u16, Framing, bool)>, ErrorKind> {
@@ -234,5 +225,5 @@ impl H1Conn {
 }
 
 fn io_kind(e: std::io::Error) -> ErrorKind {
-    super::http::io_kind(&e)
+    super::conn::io_kind(&e)
 }

@@ -61,6 +61,8 @@ pub mod setting {
     pub const HEADER_TABLE_SIZE: u16 = 1;
     /// SETTINGS_ENABLE_PUSH.
     pub const ENABLE_PUSH: u16 = 2;
+    /// SETTINGS_MAX_CONCURRENT_STREAMS.
+    pub const MAX_CONCURRENT_STREAMS: u16 = 3;
     /// SETTINGS_INITIAL_WINDOW_SIZE.
     pub const INITIAL_WINDOW_SIZE: u16 = 4;
     /// SETTINGS_MAX_FRAME_SIZE.
@@ -69,8 +71,14 @@ pub mod setting {
 
 /// Error codes (RST_STREAM, GOAWAY).
 pub mod code {
+    /// NO_ERROR.
+    pub const NO_ERROR: u32 = 0x0;
     /// PROTOCOL_ERROR.
     pub const PROTOCOL_ERROR: u32 = 0x1;
+    /// FLOW_CONTROL_ERROR.
+    pub const FLOW_CONTROL_ERROR: u32 = 0x3;
+    /// REFUSED_STREAM: the server did not process the stream; it may be retried.
+    pub const REFUSED_STREAM: u32 = 0x7;
     /// CANCEL.
     pub const CANCEL: u32 = 0x8;
     /// COMPRESSION_ERROR.
@@ -145,6 +153,13 @@ pub fn window_update(out: &mut Vec<u8>, stream: u32, increment: u32) {
 /// Appends a RST_STREAM.
 pub fn rst_stream(out: &mut Vec<u8>, stream: u32, error: u32) {
     head(out, 4, kind::RST_STREAM, 0, stream);
+    out.extend_from_slice(&error.to_be_bytes());
+}
+
+/// Appends a GOAWAY: no stream above `last` was processed.
+pub fn goaway(out: &mut Vec<u8>, last: u32, error: u32) {
+    head(out, 8, kind::GOAWAY, 0, 0);
+    out.extend_from_slice(&last.to_be_bytes());
     out.extend_from_slice(&error.to_be_bytes());
 }
 

@@ -5,6 +5,8 @@
 pub mod index {
     /// `:authority`.
     pub const AUTHORITY: u8 = 1;
+    /// `:method: GET` (a whole field; its name for other methods).
+    pub const METHOD_GET: u8 = 2;
     /// `:method: POST` (a whole field).
     pub const METHOD_POST: u8 = 3;
     /// `:path`.

@@ -1,15 +1,17 @@
 //! load: the open-loop engine. A schedule of intended send times, worker threads that own their
 //! connections, per-window HdrHistograms (corrected and uncorrected) merged by a collector.
 
+pub mod client;
+pub mod conn;
 pub mod dispatch;
 pub mod engine;
 pub mod grpc;
-pub mod grpc_conn;
-pub mod grpc_lean;
 pub mod h1;
+pub mod h2lean;
+pub mod h2mux;
 pub mod h2wire;
 pub mod hpack;
-pub mod http;
+pub mod local;
 pub mod reflection;
 pub mod request;
 pub mod schedule;
@@ -295,9 +297,7 @@ pub fn prepare(plan: &LoadPlan) -> Result<Prepared, LoadError> {
             host: format!("{host}:{port}"),
             reason: "no address".into(),
         })?;
-    let connector = http::Connector::new(addr, &host, https, plan.insecure, plan.protocol)
-        .map_err(LoadError::Plan)?
-        .with_streams(plan.streams_per_connection);
+    let connector = client::Connector::new(plan, addr, &host, https)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // A scheduled load needs a thread per ~20 000 req/s at most; fewer threads wake less often.
     let peak = plan

@@ -1,14 +1,17 @@
-//! The request mix, compiled once from the plan: templates, weights, behaviours.
+//! The request mix, compiled once from the plan: templates, weights, behaviours, and each
+//! request kind in the form its client sends (raw HTTP/1.1 bytes, or an HTTP/2 head).
+
+mod h2head;
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Method, Uri};
-use http_body_util::Full;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use rand::Rng;
 use rand::rngs::SmallRng;
 
 use super::LoadError;
 use super::template::Template;
 use crate::scenario::plan::{Behaviour, LoadPlan, Protocol, RequestSpec};
+use h2head::{H2Head, Origin};
 
 /// One compiled request kind.
 #[derive(Debug, Clone)]
@@ -20,28 +23,23 @@ pub struct Prepared {
     headers: Vec<(HeaderName, Template)>,
     body: Option<Template>,
     static_body: Option<Bytes>,
-    /// The URI when the path has no template (built once instead of per request).
-    static_uri: Option<Uri>,
     /// The whole HTTP/1.1 request when nothing in it is a template.
     static_raw: Option<Vec<u8>>,
     /// The gRPC method (protocol = grpc).
     grpc: Option<super::grpc::Method>,
     /// The encoded gRPC frame when the JSON body has no template.
     static_frame: Option<Bytes>,
-    /// gRPC: the headers that do not vary, built once and cloned per call.
-    grpc_head: Option<GrpcHead>,
+    /// HTTP/2 (REST and gRPC): the head, its fixed parts built once.
+    h2: Option<H2Head>,
     /// What the client does with the response.
     pub behaviour: Behaviour,
 }
 
-/// The fixed part of a gRPC call's head and the metadata templates filled per call.
-#[derive(Debug, Clone)]
-struct GrpcHead {
-    uri: Uri,
-    headers: http::HeaderMap,
-    templated: Vec<(HeaderName, Template)>,
-    /// The same fixed fields for the lean client's HPACK encoder (pseudo-headers first).
-    fields: Vec<super::hpack::Field>,
+impl Prepared {
+    /// True for a gRPC call.
+    pub fn is_grpc(&self) -> bool {
+        self.grpc.is_some()
+    }
 }
 
 /// The weighted mix and the origin it is sent to.
@@ -52,9 +50,7 @@ pub struct Mix {
     total: u32,
     scheme: String,
     authority: String,
-    host: HeaderValue,
     prefix: String,
-    absolute: bool,
 }
 
 impl Mix {
@@ -76,7 +72,6 @@ impl Mix {
         let mut items = Vec::new();
         let mut cumulative = Vec::new();
         let mut total = 0u32;
-        let absolute = plan.protocol != Protocol::Http1;
         let grpc_timeout = HeaderValue::from_str(&format!(
             "{}m",
             plan.timeout.as_millis().clamp(1, 99_999_999)
@@ -101,15 +96,36 @@ impl Mix {
                 if p.body.as_ref().is_none_or(|b| b.as_static().is_some()) {
                     p.static_frame = Some(frame);
                 }
-                let uri: Uri = format!("{scheme}://{authority}{}", m.path)
-                    .parse()
-                    .map_err(|e| LoadError::Plan(format!("request \"{}\": {e}", r.name)))?;
-                p.grpc_head = Some(grpc_head(&p, uri, &grpc_timeout)?);
+                // The method's path replaces the base URL's.
+                let origin = Origin {
+                    scheme: &scheme,
+                    authority: &authority,
+                    prefix: "",
+                };
                 p.method = Method::POST;
+                p.h2 = Some(H2Head::new(
+                    &r.name,
+                    Method::POST,
+                    &Template::compile(&m.path).map_err(|e| LoadError::Plan(e.to_string()))?,
+                    grpc_headers(&grpc_timeout),
+                    &p.headers,
+                    &origin,
+                )?);
                 p.grpc = Some(m);
-            } else if let Some(path) = p.path.as_static() {
-                let full = full_path(path, absolute, &scheme, &authority, &prefix);
-                p.static_uri = full.parse().ok();
+            } else if plan.protocol != Protocol::Http1 {
+                let origin = Origin {
+                    scheme: &scheme,
+                    authority: &authority,
+                    prefix: &prefix,
+                };
+                p.h2 = Some(H2Head::new(
+                    &r.name,
+                    p.method.clone(),
+                    &p.path,
+                    HeaderMap::new(),
+                    &p.headers,
+                    &origin,
+                )?);
             }
             let fixed = p.path.as_static().is_some()
                 && p.headers.iter().all(|(_, t)| t.as_static().is_some())
@@ -140,12 +156,9 @@ impl Mix {
             items,
             cumulative,
             total,
-            host: HeaderValue::from_str(&authority)
-                .map_err(|e| LoadError::Plan(format!("host \"{authority}\": {e}")))?,
             scheme,
             authority,
             prefix,
-            absolute,
         })
     }
 
@@ -163,32 +176,10 @@ impl Mix {
         self.items.iter().any(|p| p.grpc.is_some())
     }
 
-    /// The head and length-prefixed message of gRPC call `i` for arrival `seq`: the fixed
-    /// headers and a static message are cloned (reference counts, no encoding); only
-    /// templates are filled and encoded per call.
-    pub fn grpc_call(
-        &self,
-        i: usize,
-        seq: u64,
-        rng: &mut SmallRng,
-        buf: &mut String,
-    ) -> Result<(http::Request<()>, Bytes), String> {
-        let (message, head) = self.grpc_message(i, seq, rng, buf)?;
-        let mut req = http::Request::new(());
-        *req.method_mut() = Method::POST;
-        *req.uri_mut() = head.uri.clone();
-        *req.headers_mut() = head.headers.clone();
-        for (name, t) in &head.templated {
-            t.fill(seq, rng, buf);
-            let v = HeaderValue::from_str(buf).map_err(|e| invalid_value(name, buf, e))?;
-            req.headers_mut().append(name.clone(), v);
-        }
-        Ok((req, message))
-    }
-
-    /// gRPC call `i` for arrival `seq` for the lean h2c client: the length-prefixed message,
-    /// the fixed fields, and the templated ones as HPACK literals (written to `block`).
-    pub fn grpc_parts(
+    /// Request `i` for arrival `seq` for the own HTTP/2 client: its body (for gRPC the
+    /// length-prefixed message), its fixed fields, and the rest as HPACK literals (written to
+    /// `block`).
+    pub fn h2_parts(
         &self,
         i: usize,
         seq: u64,
@@ -196,41 +187,64 @@ impl Mix {
         buf: &mut String,
         block: &mut Vec<u8>,
     ) -> Result<(Bytes, &[super::hpack::Field]), String> {
-        let (message, head) = self.grpc_message(i, seq, rng, buf)?;
-        block.clear();
-        for (name, t) in &head.templated {
-            t.fill(seq, rng, buf);
-            // The rule of `HeaderValue::from_str`, checked without building one; only a bad
-            // value is built, for its error.
-            if !buf.bytes().all(|b| (b >= 32 && b != 127) || b == b'\t') {
-                HeaderValue::from_str(buf).map_err(|e| invalid_value(name, buf, e))?;
-            }
-            super::hpack::literal(block, None, name.as_str().as_bytes(), buf.as_bytes());
-        }
-        Ok((message, &head.fields))
+        let body = self.body(i, seq, rng, buf)?;
+        let head = self.h2_head(i)?;
+        head.literals(seq, rng, buf, &self.prefix, block)?;
+        Ok((body, head.fields()))
     }
 
-    /// The encoded message of gRPC call `i` and its fixed head.
-    fn grpc_message(
+    /// Request `i` for arrival `seq` for the `h2` crate: its head and body.
+    pub fn h2_request(
         &self,
         i: usize,
         seq: u64,
         rng: &mut SmallRng,
         buf: &mut String,
-    ) -> Result<(Bytes, &GrpcHead), String> {
-        let p = &self.items[i];
-        let (Some(m), Some(head)) = (&p.grpc, &p.grpc_head) else {
-            return Err(format!("request \"{}\" is not a gRPC call", p.name));
+    ) -> Result<(http::Request<()>, Bytes), String> {
+        let body = self.body(i, seq, rng, buf)?;
+        let origin = Origin {
+            scheme: &self.scheme,
+            authority: &self.authority,
+            prefix: &self.prefix,
         };
-        let message = match (&p.static_frame, &p.body) {
-            (Some(f), _) => f.clone(),
+        let head = self.h2_head(i)?.request(seq, rng, buf, &origin)?;
+        Ok((head, body))
+    }
+
+    fn h2_head(&self, i: usize) -> Result<&H2Head, String> {
+        let p = &self.items[i];
+        p.h2.as_ref()
+            .ok_or_else(|| format!("request \"{}\" has no HTTP/2 form", p.name))
+    }
+
+    /// The body of request `i` for arrival `seq`: a gRPC call's length-prefixed message, or
+    /// the REST body (shared when it has no template).
+    fn body(
+        &self,
+        i: usize,
+        seq: u64,
+        rng: &mut SmallRng,
+        buf: &mut String,
+    ) -> Result<Bytes, String> {
+        let p = &self.items[i];
+        if let Some(m) = &p.grpc {
+            return match (&p.static_frame, &p.body) {
+                (Some(f), _) => Ok(f.clone()),
+                (None, Some(t)) => {
+                    t.fill(seq, rng, buf);
+                    super::grpc::frame(&m.input, buf)
+                }
+                (None, None) => super::grpc::frame(&m.input, ""),
+            };
+        }
+        Ok(match (&p.static_body, &p.body) {
+            (Some(b), _) => b.clone(),
             (None, Some(t)) => {
                 t.fill(seq, rng, buf);
-                super::grpc::frame(&m.input, buf)?
+                Bytes::copy_from_slice(buf.as_bytes())
             }
-            (None, None) => super::grpc::frame(&m.input, "")?,
-        };
-        Ok((message, head))
+            _ => Bytes::new(),
+        })
     }
 
     /// The compiled request kind `i`.
@@ -254,125 +268,19 @@ impl Mix {
         write_raw(p, seq, rng, buf, &self.prefix, &self.authority, out);
         out
     }
-
-    /// Builds request `i` for arrival `seq`; `buf` is scratch space reused across calls.
-    pub fn build(
-        &self,
-        i: usize,
-        seq: u64,
-        rng: &mut SmallRng,
-        buf: &mut String,
-    ) -> Result<http::Request<Full<Bytes>>, String> {
-        let p = &self.items[i];
-        let uri = match &p.static_uri {
-            Some(u) => u.clone(),
-            None => {
-                p.path.fill(seq, rng, buf);
-                let path = full_path(
-                    buf,
-                    self.absolute,
-                    &self.scheme,
-                    &self.authority,
-                    &self.prefix,
-                );
-                path.parse().map_err(|e| {
-                    format!(
-                        "request \"{}\": path \"{path}\" is not a valid URI: {e}",
-                        p.name
-                    )
-                })?
-            }
-        };
-        let body = match (&p.static_body, &p.body) {
-            (Some(b), _) => b.clone(),
-            (None, Some(t)) => {
-                t.fill(seq, rng, buf);
-                Bytes::from(buf.clone())
-            }
-            _ => Bytes::new(),
-        };
-        let mut req = http::Request::new(Full::new(body));
-        *req.method_mut() = p.method.clone();
-        *req.uri_mut() = uri;
-        let h = req.headers_mut();
-        if !self.absolute {
-            h.insert(http::header::HOST, self.host.clone());
-        }
-        for (name, t) in &p.headers {
-            t.fill(seq, rng, buf);
-            let v = HeaderValue::from_str(buf).map_err(|e| invalid_value(name, buf, e))?;
-            h.append(name.clone(), v);
-        }
-        Ok(req)
-    }
 }
 
-/// The error for a templated header value that is not a valid one.
-fn invalid_value(name: &HeaderName, value: &str, e: http::header::InvalidHeaderValue) -> String {
-    format!("header {name}: \"{value}\" is not a valid value: {e}")
-}
-
-/// The fixed gRPC headers of `p` (content type, `te`, deadline, static metadata).
-fn grpc_head(p: &Prepared, uri: Uri, timeout: &HeaderValue) -> Result<GrpcHead, LoadError> {
-    let mut headers = http::HeaderMap::with_capacity(4 + p.headers.len());
-    headers.insert(
+/// The headers every gRPC call carries first: content type, `te`, and the deadline (so the
+/// server can give up when the client does).
+fn grpc_headers(timeout: &HeaderValue) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(3);
+    h.insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/grpc"),
     );
-    headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
-    // The deadline travels with the call, so the server can give up when the client does.
-    headers.insert("grpc-timeout", timeout.clone());
-    let mut templated = Vec::new();
-    for (name, t) in &p.headers {
-        match t.as_static() {
-            Some(v) => {
-                let v = HeaderValue::from_str(v).map_err(|e| {
-                    LoadError::Plan(format!(
-                        "request \"{}\": header {name}: \"{v}\" is not a valid value: {e}",
-                        p.name
-                    ))
-                })?;
-                headers.append(name.clone(), v);
-            }
-            None => templated.push((name.clone(), t.clone())),
-        }
-    }
-    let fields = hpack_fields(&uri, &headers);
-    Ok(GrpcHead {
-        uri,
-        headers,
-        templated,
-        fields,
-    })
-}
-
-/// A gRPC call's fixed fields for HPACK, pseudo-headers first; names by static index where
-/// the table has them.
-fn hpack_fields(uri: &Uri, headers: &http::HeaderMap) -> Vec<super::hpack::Field> {
-    use super::hpack::{Field, index};
-    let pair = |name: &str, value: &[u8], name_index| Field::Pair {
-        name: name.as_bytes().to_vec(),
-        value: value.to_vec(),
-        name_index,
-    };
-    let scheme = if uri.scheme_str() == Some("https") {
-        index::SCHEME_HTTPS
-    } else {
-        index::SCHEME_HTTP
-    };
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let authority = uri.authority().map_or("", |a| a.as_str());
-    let mut f = vec![
-        Field::Static(index::METHOD_POST),
-        Field::Static(scheme),
-        pair(":path", path.as_bytes(), Some(index::PATH)),
-        pair(":authority", authority.as_bytes(), Some(index::AUTHORITY)),
-    ];
-    for (name, value) in headers {
-        let at = (name == http::header::CONTENT_TYPE).then_some(index::CONTENT_TYPE);
-        f.push(pair(name.as_str(), value.as_bytes(), at));
-    }
-    f
+    h.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    h.insert("grpc-timeout", timeout.clone());
+    h
 }
 
 /// Serialises one HTTP/1.1 request (origin-form target, Host, Content-Length) into `out`.
@@ -412,17 +320,6 @@ fn write_raw(
     out.extend_from_slice(body);
 }
 
-/// The request target: origin-form for HTTP/1.1, absolute for HTTP/2 (its pseudo-headers).
-fn full_path(path: &str, absolute: bool, scheme: &str, authority: &str, prefix: &str) -> String {
-    if path.starts_with("http://") || path.starts_with("https://") {
-        path.to_string()
-    } else if absolute {
-        format!("{scheme}://{authority}{prefix}{path}")
-    } else {
-        format!("{prefix}{path}")
-    }
-}
-
 fn prepare(r: &RequestSpec) -> Result<Prepared, LoadError> {
     let t = |text: &str| {
         Template::compile(text).map_err(|e| LoadError::Plan(format!("request \"{}\": {e}", r.name)))
@@ -451,11 +348,10 @@ fn prepare(r: &RequestSpec) -> Result<Prepared, LoadError> {
         headers,
         body,
         static_body,
-        static_uri: None,
         static_raw: None,
         grpc: None,
         static_frame: None,
-        grpc_head: None,
+        h2: None,
         behaviour: r.behaviour.clone(),
     })
 }

@@ -23,6 +23,9 @@ pub enum ErrorKind {
     Reset,
     /// The answer was not valid HTTP/2/gRPC.
     Protocol,
+    /// The server refused the stream unprocessed (HTTP/2 REFUSED_STREAM, or no stream
+    /// allowed by its SETTINGS_MAX_CONCURRENT_STREAMS).
+    Refused,
     /// Cancelled on purpose by a `cancel_after` behaviour.
     Cancelled,
     /// Anything else.
@@ -37,10 +40,20 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Reset => "reset",
             ErrorKind::Protocol => "protocol",
+            ErrorKind::Refused => "refused",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Other => "other",
         }
     }
+}
+
+/// What a gRPC call adds to an exchange: its response messages and when the first arrived.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamStats {
+    /// Response messages received.
+    pub messages: u64,
+    /// When the first response message was complete.
+    pub first_at: Option<tokio::time::Instant>,
 }
 
 /// The result of one request as the engine records it.
@@ -83,10 +96,13 @@ pub struct Stats {
     pub messages: u64,
     // Fixed slots for the hot path; turned into the maps at window close.
     http_class: [u64; 6],
-    error_kind: [u64; 6],
+    error_kind: [u64; ERROR_KINDS],
     /// gRPC codes 0..=16, and one slot for any other code.
     grpc_code: [u64; GRPC_SLOTS],
 }
+
+/// Error kinds, one counter slot each (indexed by the enum's order).
+const ERROR_KINDS: usize = 7;
 
 /// Slots for the 17 defined gRPC codes plus one for the rest.
 const GRPC_SLOTS: usize = 18;
@@ -119,7 +135,7 @@ impl Stats {
             streams: 0,
             messages: 0,
             http_class: [0; 6],
-            error_kind: [0; 6],
+            error_kind: [0; ERROR_KINDS],
             grpc_code: [0; GRPC_SLOTS],
         }
     }
@@ -179,11 +195,12 @@ impl Stats {
                 *n = 0;
             }
         }
-        const KINDS: [ErrorKind; 6] = [
+        const KINDS: [ErrorKind; ERROR_KINDS] = [
             ErrorKind::Connect,
             ErrorKind::Timeout,
             ErrorKind::Reset,
             ErrorKind::Protocol,
+            ErrorKind::Refused,
             ErrorKind::Cancelled,
             ErrorKind::Other,
         ];
@@ -213,9 +230,11 @@ impl Stats {
         for (k, v) in &other.errors {
             *self.errors.entry(k.clone()).or_default() += v;
         }
-        for i in 0..6 {
-            self.http_class[i] += other.http_class[i];
-            self.error_kind[i] += other.error_kind[i];
+        for (a, b) in self.http_class.iter_mut().zip(other.http_class) {
+            *a += b;
+        }
+        for (a, b) in self.error_kind.iter_mut().zip(other.error_kind) {
+            *a += b;
         }
         for i in 0..GRPC_SLOTS {
             self.grpc_code[i] += other.grpc_code[i];

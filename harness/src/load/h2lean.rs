@@ -1,25 +1,21 @@
-//! A lean gRPC client for plain-text HTTP/2 (h2c) connections that carry one call at a time,
-//! the hot path of gRPC runs with `streams_per_connection = 1`.
+//! The project's own HTTP/2 client for connections that carry one exchange at a time (h2c or
+//! TLS), REST or gRPC: the hot path of every HTTP/2 run with one stream per connection.
 //!
-//! As in `h1`, the calling task owns the socket: a call's HEADERS and DATA leave in one write
-//! and response frames are parsed where they were read, with no connection task, channel or
-//! stream store between the call and the socket. Requests are encoded by `hpack` (a request
-//! kind's fixed fields go into the server's dynamic table once, then cost a byte each);
-//! responses go through a full HPACK decoder, since servers use Huffman coding and their
-//! dynamic table. Multiplexed and TLS connections use the `h2` crate (`grpc_conn`).
-
-use std::net::SocketAddr;
+//! As in `h1`, the calling task owns the socket: a request's HEADERS and DATA leave in one
+//! write and response frames are parsed where they were read, with no connection task,
+//! channel or stream store between the request and the socket. Requests are encoded by
+//! `hpack` (a request kind's fixed fields go into the server's dynamic table once, then cost a
+//! byte each); responses go through a full HPACK decoder, since servers use Huffman coding and
+//! their dynamic table. A REST exchange ends with its status and body bytes, a gRPC call with
+//! its `grpc-status` and response messages.
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
+use super::conn::{self, Exchange, Io};
 use super::grpc::FrameCounter;
-use super::grpc_conn::StreamStats;
 use super::h2wire::{self as wire, CONNECTION_WINDOW, STREAM_WINDOW, code, setting};
 use super::hpack::{Encoder, Field};
-use super::http::Exchange;
-use super::stats::ErrorKind;
+use super::stats::{ErrorKind, StreamStats};
 
 mod frames;
 
@@ -28,9 +24,9 @@ const MAX_BLOCK: usize = 256 * 1024;
 /// Dynamic table size the decoder allows (the HTTP/2 default; we never announce another).
 const HPACK_TABLE: usize = 4096;
 
-/// One h2c connection carrying one gRPC call at a time.
-pub struct GrpcLean {
-    io: TcpStream,
+/// One HTTP/2 connection carrying one exchange at a time.
+pub struct H2Lean {
+    io: Io,
     /// Bytes read and not yet parsed.
     rbuf: BytesMut,
     /// Frames not written yet: control replies, a reset, the next call.
@@ -47,6 +43,10 @@ pub struct GrpcLean {
     /// The stream of the call in progress (0: none); still set after a cut-off until reset.
     active: u32,
     open: bool,
+    /// The server's SETTINGS frame came first, as its preface must.
+    preface_seen: bool,
+    /// The server's SETTINGS_MAX_CONCURRENT_STREAMS (unlimited until it says).
+    peer_max_streams: u32,
     /// Set while frames are being written: a call cut off then leaves a torn frame behind.
     writing: bool,
     peer_max_frame: usize,
@@ -56,7 +56,7 @@ pub struct GrpcLean {
     conn_unacked: u32,
 }
 
-/// A call's header fields: the fixed ones of its request kind and templated literals.
+/// A request's header fields: the fixed ones of its request kind and templated literals.
 pub struct Head<'a> {
     /// The request kind (its index in the mix), under which the encoded block is cached.
     pub kind: usize,
@@ -66,9 +66,13 @@ pub struct Head<'a> {
     pub extra: &'a [u8],
 }
 
-/// The state of one call.
+/// The state of one exchange.
 struct Call<'m> {
     id: u32,
+    /// A gRPC call (outcome from `grpc-status`, messages counted) rather than REST.
+    grpc: bool,
+    /// REST: the response status once its headers arrived.
+    status: u16,
     /// Request bytes not sent yet (flow control may hold them back).
     rest: &'m [u8],
     end_sent: bool,
@@ -79,6 +83,7 @@ struct Call<'m> {
     code: Option<i32>,
     counter: FrameCounter,
     bytes: u64,
+    /// Stop after this many response messages (gRPC) or body bytes (REST).
     abandon_after: Option<u64>,
 }
 
@@ -87,6 +92,8 @@ impl Call<'_> {
     fn idle() -> Self {
         Call {
             id: 0,
+            grpc: false,
+            status: 0,
             rest: &[],
             end_sent: true,
             send_window: 0,
@@ -104,13 +111,10 @@ impl Call<'_> {
     }
 }
 
-impl GrpcLean {
-    /// Connects to `addr`; the preface and our SETTINGS leave with the first call.
-    pub async fn connect(addr: SocketAddr) -> Result<Self, ErrorKind> {
-        let io = TcpStream::connect(addr)
-            .await
-            .map_err(|_| ErrorKind::Connect)?;
-        let _ = io.set_nodelay(true);
+impl H2Lean {
+    /// A client on `io` (TCP, or TLS that chose `h2`); the preface and our SETTINGS leave
+    /// with the first request.
+    pub fn new(io: Io) -> Self {
         let mut out = Vec::with_capacity(4096);
         out.extend_from_slice(wire::PREFACE);
         wire::settings(
@@ -123,7 +127,7 @@ impl GrpcLean {
         wire::window_update(&mut out, 0, CONNECTION_WINDOW - wire::DEFAULT_WINDOW as u32);
         let mut hpack = loona_hpack::Decoder::new();
         hpack.set_max_allowed_table_size(HPACK_TABLE);
-        Ok(Self {
+        Self {
             io,
             rbuf: BytesMut::with_capacity(16 * 1024),
             out,
@@ -135,12 +139,14 @@ impl GrpcLean {
             next_id: 1,
             active: 0,
             open: true,
+            preface_seen: false,
+            peer_max_streams: u32::MAX,
             writing: false,
             peer_max_frame: wire::DEFAULT_MAX_FRAME,
             peer_window: wire::DEFAULT_WINDOW,
             conn_send: wire::DEFAULT_WINDOW,
             conn_unacked: 0,
-        })
+        }
     }
 
     /// False once the connection cannot carry another call.
@@ -172,7 +178,7 @@ impl GrpcLean {
         self.try_flush();
     }
 
-    /// Ends the call in progress after its future was dropped (cut off by a cancel or the
+    /// Ends the exchange in progress after its future was dropped (cut off by a cancel or the
     /// request timeout): resets its stream, or gives the connection up if a write was torn.
     pub fn cut(&mut self) {
         if self.writing {
@@ -186,21 +192,23 @@ impl GrpcLean {
         }
     }
 
-    /// Sends one call (`head` and `message`, the length-prefixed request) and reads its
-    /// response, counting messages; stops (resetting the stream) after `abandon_after`
-    /// messages if set. The outcome is the `grpc-status` code.
-    pub async fn call(
+    /// Sends one request (`head`, then `body`: for gRPC the length-prefixed message) and
+    /// reads its response; stops (resetting the stream) after `abandon_after` response
+    /// messages (gRPC) or body bytes (REST) if set. The outcome is the `grpc-status` code of
+    /// a gRPC call, the HTTP status of a REST exchange.
+    pub async fn send(
         &mut self,
         head: Head<'_>,
-        message: &[u8],
+        body: &[u8],
+        grpc: bool,
         abandon_after: Option<u64>,
         stream: &mut StreamStats,
     ) -> Exchange {
-        match self.run(head, message, abandon_after, stream).await {
+        match self.run(head, body, grpc, abandon_after, stream).await {
             Ok(x) => x,
             Err(kind) => {
                 self.open = false;
-                super::http::failed(kind)
+                conn::failed(kind)
             }
         }
     }
@@ -208,12 +216,18 @@ impl GrpcLean {
     async fn run(
         &mut self,
         head: Head<'_>,
-        message: &[u8],
+        body: &[u8],
+        grpc: bool,
         abandon_after: Option<u64>,
         stream: &mut StreamStats,
     ) -> Result<Exchange, ErrorKind> {
         if !self.open {
             return Err(ErrorKind::Reset);
+        }
+        if self.peer_max_streams == 0 {
+            // The server allows no stream here now: refused, not sent; try a new connection.
+            self.open = false;
+            return Ok(conn::failed(ErrorKind::Refused));
         }
         let id = self.next_id;
         self.next_id += 2;
@@ -224,8 +238,9 @@ impl GrpcLean {
         self.active = id;
         let mut call = Call {
             id,
-            rest: message,
-            end_sent: false,
+            grpc,
+            rest: body,
+            end_sent: body.is_empty(),
             send_window: self.peer_window,
             abandon_after,
             ..Call::idle()
@@ -234,7 +249,14 @@ impl GrpcLean {
         self.encoder
             .block(head.kind, head.fields, &mut self.scratch);
         self.scratch.extend_from_slice(head.extra);
-        wire::headers(&mut self.out, id, &self.scratch, self.peer_max_frame, false);
+        // A request without a body ends with its HEADERS (GET, HEAD).
+        wire::headers(
+            &mut self.out,
+            id,
+            &self.scratch,
+            self.peer_max_frame,
+            call.end_sent,
+        );
         self.push_data(&mut call);
         self.flush().await?;
         loop {
@@ -247,7 +269,7 @@ impl GrpcLean {
             if !self.out.is_empty() {
                 self.flush().await?;
             }
-            super::http::read_more(&mut self.io, &mut self.rbuf).await?;
+            conn::read_more(&mut self.io, &mut self.rbuf).await?;
         }
     }
 
@@ -274,7 +296,7 @@ impl GrpcLean {
         self.io
             .write_all(&self.out)
             .await
-            .map_err(|e| super::http::io_kind(&e))?;
+            .map_err(|e| conn::io_kind(&e))?;
         self.writing = false;
         self.out.clear();
         Ok(())
@@ -293,6 +315,16 @@ impl GrpcLean {
                     return;
                 }
             }
+        }
+    }
+}
+
+impl Drop for H2Lean {
+    /// Says goodbye as RFC 9113 6.8 asks: a GOAWAY naming no stream, without waiting.
+    fn drop(&mut self) {
+        if self.open && !self.writing && self.preface_seen {
+            wire::goaway(&mut self.out, 0, code::NO_ERROR);
+            self.try_flush();
         }
     }
 }

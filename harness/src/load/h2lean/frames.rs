@@ -1,16 +1,15 @@
-//! What each frame read on a lean gRPC connection does to the connection and the call.
+//! What each frame read on a lean HTTP/2 connection does to the connection and the exchange.
 
 use bytes::Buf;
 
-use super::{Call, GrpcLean, MAX_BLOCK};
-use crate::load::grpc_conn::StreamStats;
+use super::{Call, H2Lean, MAX_BLOCK};
+use crate::load::conn::{Exchange, done};
 use crate::load::h2wire::{
     self as wire, CONNECTION_WINDOW, STREAM_WINDOW, code, flag, kind, setting,
 };
-use crate::load::http::{Exchange, done};
-use crate::load::stats::{ErrorKind, Outcome};
+use crate::load::stats::{ErrorKind, Outcome, StreamStats};
 
-impl GrpcLean {
+impl H2Lean {
     /// Handles every complete frame read so far; `Some` once the call has ended.
     pub(super) fn drain(
         &mut self,
@@ -54,6 +53,13 @@ impl GrpcLean {
         call: &mut Call<'_>,
         stream: &mut StreamStats,
     ) -> Result<Option<Exchange>, ErrorKind> {
+        if !self.preface_seen {
+            // The server's connection preface is a SETTINGS frame (RFC 9113 3.4).
+            if h.kind != kind::SETTINGS || h.has(flag::ACK) {
+                return Err(ErrorKind::Protocol);
+            }
+            self.preface_seen = true;
+        }
         if let Some((id, flags)) = self.partial {
             // A header block in progress admits only its own CONTINUATION frames.
             if h.kind != kind::CONTINUATION || h.stream != id {
@@ -92,10 +98,12 @@ impl GrpcLean {
                 if !call.is(h.stream) {
                     return Ok(None);
                 }
-                // The server ended the stream: nothing to reset, the connection goes on.
+                // The server ended the stream: nothing to reset, the connection goes on. A
+                // refused stream was not processed: counted as such, never retried here.
                 self.active = 0;
                 let kind = match reason {
                     code::PROTOCOL_ERROR | code::COMPRESSION_ERROR => ErrorKind::Protocol,
+                    code::REFUSED_STREAM => ErrorKind::Refused,
                     _ => ErrorKind::Reset,
                 };
                 Ok(Some(done(Outcome::Error(kind), call.bytes)))
@@ -141,6 +149,13 @@ impl GrpcLean {
                     }
                 } else if call.is(h.stream) {
                     call.send_window += inc;
+                    if call.send_window > wire::MAX_WINDOW {
+                        // A stream error (RFC 9113 6.9.1): that stream ends, not the connection.
+                        wire::rst_stream(&mut self.out, call.id, code::FLOW_CONTROL_ERROR);
+                        self.active = 0;
+                        call.id = 0;
+                        return Ok(Some(done(Outcome::Error(ErrorKind::Protocol), call.bytes)));
+                    }
                 }
                 Ok(None)
             }
@@ -184,6 +199,13 @@ impl GrpcLean {
             call.unacked = 0;
         }
         call.bytes += body.len() as u64;
+        if !call.grpc {
+            if call.abandon_after.is_some_and(|n| call.bytes >= n) || end {
+                let outcome = Outcome::Http(call.status);
+                return Ok(Some(self.finish(call, outcome, end)));
+            }
+            return Ok(None);
+        }
         call.counter.feed(body);
         stream.messages = call.counter.messages;
         if call.counter.messages > 0 && stream.first_at.is_none() {
@@ -226,6 +248,9 @@ impl GrpcLean {
             return Ok(None);
         }
         let end = flags & flag::END_STREAM != 0;
+        if !call.grpc {
+            return Ok(self.rest_headers(status, end, call));
+        }
         if call.headers_seen {
             // Trailers: they must end the stream.
             if !end {
@@ -262,6 +287,34 @@ impl GrpcLean {
         }
     }
 
+    /// A REST response's headers (or trailers): its status, and its end when they end it.
+    fn rest_headers(
+        &mut self,
+        status: Option<u16>,
+        end: bool,
+        call: &mut Call<'_>,
+    ) -> Option<Exchange> {
+        if call.headers_seen {
+            // Trailers: they must end the stream.
+            let outcome = if end {
+                Outcome::Http(call.status)
+            } else {
+                Outcome::Error(ErrorKind::Protocol)
+            };
+            return Some(self.finish(call, outcome, end));
+        }
+        match status {
+            // Informational answers precede the real one.
+            Some(s) if (100..200).contains(&s) && !end => None,
+            Some(s) if (200..1000).contains(&s) => {
+                call.headers_seen = true;
+                call.status = s;
+                end.then(|| self.finish(call, Outcome::Http(s), true))
+            }
+            _ => Some(self.finish(call, Outcome::Error(ErrorKind::Protocol), end)),
+        }
+    }
+
     /// Ends the call; a stream still open in either direction is reset.
     fn finish(&mut self, call: &mut Call<'_>, outcome: Outcome, remote_ended: bool) -> Exchange {
         if !remote_ended || !call.end_sent {
@@ -287,6 +340,7 @@ impl GrpcLean {
                     self.peer_window = v;
                 }
                 setting::HEADER_TABLE_SIZE => self.encoder.set_limit(v),
+                setting::MAX_CONCURRENT_STREAMS => self.peer_max_streams = v,
                 setting::MAX_FRAME_SIZE => {
                     if !(wire::DEFAULT_MAX_FRAME..=(1 << 24) - 1).contains(&(v as usize)) {
                         return Err(ErrorKind::Protocol);

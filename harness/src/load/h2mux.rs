@@ -1,10 +1,12 @@
-//! A lean gRPC client on the `h2` crate, the hot path of every gRPC run (h2c and TLS).
+//! HTTP/2 connections shared by several streams at a time (`streams_per_connection > 1`),
+//! REST or gRPC, on the `h2` crate (h2c and TLS).
 //!
 //! hyper's HTTP/2 client hands each request through a channel to its connection task and pipes
 //! the body from a second task, so HEADERS and DATA leave in two writes (two packets the
-//! server must read) and every call pays for the hand-offs. Here the calling task opens the
-//! stream and queues HEADERS and the whole length-prefixed message before the connection task
-//! runs, so both go out in one write; the response is read straight from h2's stream.
+//! server must read) and every request pays for the hand-offs. Here the calling task opens the
+//! stream and queues HEADERS and the whole body before the connection task runs, so both go
+//! out in one write; the response is read straight from h2's stream. The crate keeps to the
+//! server's SETTINGS_MAX_CONCURRENT_STREAMS: a slot waits for a free stream.
 
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -13,24 +15,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 use h2::client::SendRequest;
 use h2::{RecvStream, SendStream};
-use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::conn::{Exchange, Io, done, failed};
 use super::grpc::FrameCounter;
 use super::h2wire::{CONNECTION_WINDOW, STREAM_WINDOW};
-use super::http::{Exchange, done, failed};
-use super::stats::{ErrorKind, Outcome};
+use super::stats::{ErrorKind, Outcome, StreamStats};
 
-/// What a gRPC call adds to an exchange: its response messages and when the first arrived.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StreamStats {
-    /// Response messages received.
-    pub messages: u64,
-    /// When the first response message was complete.
-    pub first_at: Option<tokio::time::Instant>,
-}
-
-/// One HTTP/2 connection carrying gRPC calls; clones share it (one per stream slot).
-pub struct GrpcConn {
+/// One HTTP/2 connection; clones share it (one per stream slot).
+pub struct H2Mux {
     send: SendRequest<Bytes>,
     /// Set when the connection task ends (peer closed, GOAWAY, I/O error).
     closed: Arc<AtomicBool>,
@@ -40,7 +32,7 @@ pub struct GrpcConn {
     parked: Option<(RecvStream, SendStream<Bytes>)>,
 }
 
-impl Clone for GrpcConn {
+impl Clone for H2Mux {
     fn clone(&self) -> Self {
         Self {
             send: self.send.clone(),
@@ -50,13 +42,10 @@ impl Clone for GrpcConn {
     }
 }
 
-impl GrpcConn {
+impl H2Mux {
     /// Completes the HTTP/2 handshake on `io` (TCP or TLS) and spawns the connection task;
     /// must run on a `LocalSet` (the engine's workers do).
-    pub async fn handshake<T>(io: T) -> Result<Self, ErrorKind>
-    where
-        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
+    pub async fn handshake(io: Io) -> Result<Self, ErrorKind> {
         let (send, conn) = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
@@ -82,13 +71,15 @@ impl GrpcConn {
         !self.closed.load(Ordering::Acquire)
     }
 
-    /// Sends one call (`head` plus the encoded `message`) and reads its response stream,
-    /// counting messages; stops after `abandon_after` messages if set (dropping the stream
-    /// resets it, as a client that goes away does). The outcome is the `grpc-status` code.
-    pub async fn call(
+    /// Sends one request (`head`, then `body`: for gRPC the length-prefixed message) and
+    /// reads its response; stops after `abandon_after` response messages (gRPC) or body bytes
+    /// (REST) if set (dropping the stream resets it, as a client that goes away does). The
+    /// outcome is the `grpc-status` code of a gRPC call, the HTTP status of a REST exchange.
+    pub async fn send(
         &mut self,
         head: http::Request<()>,
-        message: Bytes,
+        body: Bytes,
+        grpc: bool,
         abandon_after: Option<u64>,
         stream: &mut StreamStats,
     ) -> Exchange {
@@ -99,7 +90,8 @@ impl GrpcConn {
             self.closed.store(true, Ordering::Release);
             return failed(ErrorKind::Reset);
         }
-        let (response, mut body_tx) = match self.send.send_request(head, false) {
+        let end = body.is_empty();
+        let (response, mut body_tx) = match self.send.send_request(head, end) {
             Ok(x) => x,
             Err(e) => {
                 if e.is_go_away() || e.is_io() {
@@ -108,7 +100,7 @@ impl GrpcConn {
                 return failed(classify(&e));
             }
         };
-        if let Err(e) = body_tx.send_data(message, true) {
+        if !end && let Err(e) = body_tx.send_data(body, true) {
             return failed(classify(&e));
         }
         drop(previous);
@@ -116,8 +108,12 @@ impl GrpcConn {
             Ok(r) => r,
             Err(e) => return failed(classify(&e)),
         };
-        if response.status() != http::StatusCode::OK {
-            return done(Outcome::Http(response.status().as_u16()), 0);
+        let status = response.status().as_u16();
+        if !grpc {
+            return rest_body(response.into_body(), status, abandon_after).await;
+        }
+        if status != 200 {
+            return done(Outcome::Http(status), 0);
         }
         // A trailers-only answer carries the status in the headers.
         let mut code = status_of(response.headers());
@@ -155,6 +151,27 @@ impl GrpcConn {
     }
 }
 
+/// Reads a REST response's body (to its end, or `abandon_after` bytes).
+async fn rest_body(mut body: RecvStream, status: u16, abandon_after: Option<u64>) -> Exchange {
+    let mut bytes = 0u64;
+    while let Some(chunk) = body.data().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => return done(Outcome::Error(classify(&e)), bytes),
+        };
+        let _ = body.flow_control().release_capacity(chunk.len());
+        bytes += chunk.len() as u64;
+        if abandon_after.is_some_and(|n| bytes >= n) {
+            return done(Outcome::Http(status), bytes);
+        }
+    }
+    // Trailers end the stream; a REST exchange's outcome is its status.
+    match body.trailers().await {
+        Ok(_) => done(Outcome::Http(status), bytes),
+        Err(e) => done(Outcome::Error(classify(&e)), bytes),
+    }
+}
+
 fn status_of(h: &http::HeaderMap) -> Option<i32> {
     h.get("grpc-status")
         .and_then(|v| v.to_str().ok())
@@ -164,10 +181,11 @@ fn status_of(h: &http::HeaderMap) -> Option<i32> {
 /// Maps an h2 error to an error kind: I/O by its kind, resets and GOAWAY as resets.
 fn classify(e: &h2::Error) -> ErrorKind {
     if let Some(io) = e.get_io() {
-        return super::http::io_kind(io);
+        return super::conn::io_kind(io);
     }
     match e.reason() {
         Some(h2::Reason::PROTOCOL_ERROR | h2::Reason::COMPRESSION_ERROR) => ErrorKind::Protocol,
+        Some(h2::Reason::REFUSED_STREAM) => ErrorKind::Refused,
         _ if e.is_reset() || e.is_go_away() => ErrorKind::Reset,
         _ => ErrorKind::Protocol,
     }

@@ -1,0 +1,235 @@
+//! The one connection interface of the engine: which client serves a plan (chosen once, when
+//! the load is prepared), how a connection is opened, and one exchange on it.
+//!
+//! | plan | client |
+//! | --- | --- |
+//! | HTTP/1.1, plain or TLS | `h1`: own, one task owns the socket |
+//! | HTTP/2 REST or gRPC, one stream per connection, h2c or TLS | `h2lean`: own |
+//! | HTTP/2 REST or gRPC, several streams per connection | `h2mux`: the `h2` crate |
+//!
+//! Every client does the whole job (encode, send, read, classify); this module only routes.
+//! The clients depend on `conn` and the wire helpers, never on this module.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rand::rngs::SmallRng;
+use tokio_rustls::TlsConnector;
+
+use super::LoadError;
+use super::conn::{self, Exchange, Io};
+use super::h1::H1Conn;
+use super::h2lean::{self, H2Lean};
+use super::h2mux::H2Mux;
+use super::request::Mix;
+use super::stats::{ErrorKind, StreamStats};
+use super::tls;
+use crate::scenario::plan::{LoadPlan, Protocol};
+
+/// The client a plan runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    /// Own HTTP/1.1 (`h1`).
+    H1,
+    /// Own HTTP/2, one exchange per connection at a time (`h2lean`).
+    H2Lean,
+    /// HTTP/2 connections shared by several streams (`h2mux`).
+    H2Mux,
+}
+
+impl Client {
+    /// The client that serves `plan`.
+    pub fn for_plan(plan: &LoadPlan) -> Client {
+        match plan.protocol {
+            Protocol::Http1 => Client::H1,
+            Protocol::Http2 | Protocol::Grpc if plan.streams_per_connection <= 1 => Client::H2Lean,
+            Protocol::Http2 | Protocol::Grpc => Client::H2Mux,
+        }
+    }
+
+    /// True when slots share connections (several streams each).
+    pub fn shares_connections(self) -> bool {
+        self == Client::H2Mux
+    }
+}
+
+/// Opens connections to one origin for one client.
+#[derive(Clone)]
+pub struct Connector {
+    addr: SocketAddr,
+    tls: Option<(TlsConnector, rustls::pki_types::ServerName<'static>)>,
+    client: Client,
+}
+
+impl Connector {
+    /// A connector for `plan`'s client to `addr`; TLS with ALPN when the base URL is `https`.
+    pub fn new(
+        plan: &LoadPlan,
+        addr: SocketAddr,
+        host: &str,
+        https: bool,
+    ) -> Result<Self, LoadError> {
+        let client = Client::for_plan(plan);
+        let tls = if https {
+            let alpn: &[&[u8]] = match client {
+                Client::H1 => &[b"http/1.1"],
+                Client::H2Lean | Client::H2Mux => &[b"h2"],
+            };
+            let cfg = tls::client_config(plan.insecure, alpn);
+            let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+                LoadError::Plan(format!("\"{host}\" is not a valid TLS server name: {e}"))
+            })?;
+            Some((TlsConnector::from(Arc::new(cfg)), name))
+        } else {
+            None
+        };
+        Ok(Self { addr, tls, client })
+    }
+
+    /// The client connections are opened for.
+    pub fn client(&self) -> Client {
+        self.client
+    }
+
+    /// Opens one connection (TCP, TLS, HTTP/2 preface where the client needs one).
+    pub async fn connect(&self) -> Result<Conn, ErrorKind> {
+        let tcp = conn::tcp(self.addr).await?;
+        let io = match &self.tls {
+            Some((tls, name)) => {
+                let s = tls
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|_| ErrorKind::Connect)?;
+                let io = Io::Tls(Box::new(s));
+                // A server that did not choose the protocol asked for does not speak it.
+                let want: &[u8] = match self.client {
+                    Client::H1 => b"http/1.1",
+                    _ => b"h2",
+                };
+                if io.alpn().is_some_and(|p| p != want) {
+                    return Err(ErrorKind::Protocol);
+                }
+                io
+            }
+            None => Io::Tcp(tcp),
+        };
+        Ok(match self.client {
+            Client::H1 => Conn::H1(H1Conn::new(io)),
+            Client::H2Lean => Conn::H2Lean(Box::new(H2Lean::new(io))),
+            Client::H2Mux => Conn::H2Mux(H2Mux::handshake(io).await?),
+        })
+    }
+}
+
+/// One open connection of any client.
+pub enum Conn {
+    /// Own HTTP/1.1.
+    H1(H1Conn),
+    /// Own HTTP/2, one exchange at a time.
+    H2Lean(Box<H2Lean>),
+    /// A handle on a shared HTTP/2 connection.
+    H2Mux(H2Mux),
+}
+
+/// Scratch space a slot lends to every request it builds (reused, so building allocates
+/// only for templated bodies).
+#[derive(Default)]
+pub struct Scratch {
+    /// Template output.
+    pub text: String,
+    /// Encoded request bytes (HTTP/1.1) or HPACK literals (HTTP/2).
+    pub bytes: Vec<u8>,
+}
+
+impl Conn {
+    /// Another handle on this connection when it is shared between slots and still open.
+    pub fn share(&self) -> Option<Conn> {
+        match self {
+            Conn::H2Mux(c) if c.is_open() => Some(Conn::H2Mux(c.clone())),
+            _ => None,
+        }
+    }
+
+    /// Takes in what the server sent while the connection sat idle, so a closed one is
+    /// replaced before a request (the own HTTP/2 client; the others read as they go).
+    pub fn refresh(&mut self) {
+        if let Conn::H2Lean(c) = self {
+            c.refresh();
+        }
+    }
+
+    /// False once the connection cannot carry another request.
+    pub fn is_open(&self) -> bool {
+        match self {
+            Conn::H1(c) => c.is_open(),
+            Conn::H2Lean(c) => c.is_open(),
+            Conn::H2Mux(c) => c.is_open(),
+        }
+    }
+
+    /// Sends request kind `i` of `mix` for arrival `seq` and reads the response, stopping
+    /// after `abandon_after` body bytes (REST) or messages (gRPC) if set.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send(
+        &mut self,
+        mix: &Mix,
+        i: usize,
+        seq: u64,
+        rng: &mut SmallRng,
+        scratch: &mut Scratch,
+        abandon_after: Option<u64>,
+        stream: &mut StreamStats,
+    ) -> Exchange {
+        let grpc = mix.get(i).is_grpc();
+        match self {
+            Conn::H1(c) => {
+                let raw = mix.raw(i, seq, rng, &mut scratch.text, &mut scratch.bytes);
+                c.exchange(raw, abandon_after).await
+            }
+            Conn::H2Lean(c) => {
+                let (body, fields) =
+                    match mix.h2_parts(i, seq, rng, &mut scratch.text, &mut scratch.bytes) {
+                        Ok(x) => x,
+                        Err(_) => return unbuildable(),
+                    };
+                let head = h2lean::Head {
+                    kind: i,
+                    fields,
+                    extra: &scratch.bytes,
+                };
+                c.send(head, &body, grpc, abandon_after, stream).await
+            }
+            Conn::H2Mux(c) => {
+                let (head, body) = match mix.h2_request(i, seq, rng, &mut scratch.text) {
+                    Ok(x) => x,
+                    Err(_) => return unbuildable(),
+                };
+                c.send(head, body, grpc, abandon_after, stream).await
+            }
+        }
+    }
+
+    /// Ends the exchange in progress after its future was dropped (cut off by the request
+    /// timeout or a `cancel_after`); true when the connection can carry another request.
+    pub fn cut(&mut self) -> bool {
+        match self {
+            // The response may still arrive: the connection is out of step.
+            Conn::H1(_) => false,
+            Conn::H2Lean(c) => {
+                c.cut();
+                c.is_open()
+            }
+            // Dropping the exchange reset its stream.
+            Conn::H2Mux(_) => true,
+        }
+    }
+}
+
+/// A request whose templates filled to something that cannot be sent (an invalid header
+/// value or path): counted as an error, the connection stays.
+fn unbuildable() -> Exchange {
+    Exchange {
+        reusable: true,
+        ..conn::failed(ErrorKind::Other)
+    }
+}
