@@ -26,6 +26,10 @@ struct Seen {
     window_violations: u64,
     /// HPACK blocks the server could not decode.
     hpack_errors: u64,
+    /// Connections accepted.
+    connections: u64,
+    /// GOAWAY frames the client sent.
+    goaways: u64,
 }
 
 /// How a scripted server handles one connection.
@@ -356,4 +360,121 @@ fn broken_servers_give_counted_errors() {
         assert_eq!(counted, r.completed, "{name}: {r:?}");
         assert!(r.status.is_empty(), "{name}: {r:?}");
     }
+}
+
+/// Serves calls plainly (an empty OK message each) after `first` (frames sent before the
+/// server's SETTINGS) and `per_stream` (frames sent on each new stream before the answer).
+fn respond(mut s: TcpStream, seen: &Mutex<Seen>, first: &[u8], per_stream: fn(u32) -> Vec<u8>) {
+    seen.lock().unwrap().connections += 1;
+    let mut pre = [0u8; 24];
+    if s.read_exact(&mut pre).is_err() {
+        return;
+    }
+    let mut out = first.to_vec();
+    wire::settings(&mut out, &[]);
+    let _ = s.write_all(&out);
+    let mut enc = loona_hpack::Encoder::new();
+    while let Some((h, _)) = read_frame(&mut s) {
+        match h.kind {
+            kind::GOAWAY => seen.lock().unwrap().goaways += 1,
+            kind::SETTINGS if !h.has(flag::ACK) => {
+                let mut a = Vec::new();
+                wire::settings_ack(&mut a);
+                let _ = s.write_all(&a);
+            }
+            kind::DATA if h.has(flag::END_STREAM) => {
+                let mut a = per_stream(h.stream);
+                let head = enc.encode([
+                    (&b":status"[..], &b"200"[..]),
+                    (b"content-type", b"application/grpc"),
+                ]);
+                wire::headers(&mut a, h.stream, &head, 16_384, false);
+                wire::data(&mut a, h.stream, &[0, 0, 0, 0, 0], false);
+                let t = enc.encode([(&b"grpc-status"[..], &b"0"[..])]);
+                wire::headers(&mut a, h.stream, &t, 16_384, true);
+                let _ = s.write_all(&a);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn nothing(_: u32) -> Vec<u8> {
+    Vec::new()
+}
+
+/// A well-behaved server (the control case).
+fn plain(s: TcpStream, seen: &Mutex<Seen>) {
+    respond(s, seen, &[], nothing);
+}
+
+/// Sends a PING before its SETTINGS: not an HTTP/2 server preface (RFC 9113 3.4).
+fn no_preface(s: TcpStream, seen: &Mutex<Seen>) {
+    let mut first = Vec::new();
+    wire::head(&mut first, 8, kind::PING, 0, 0);
+    first.extend_from_slice(&[0; 8]);
+    respond(s, seen, &first, nothing);
+}
+
+/// Refuses every stream (REFUSED_STREAM), as an overloaded server does.
+fn refuses(s: TcpStream, seen: &Mutex<Seen>) {
+    fn refuse(stream: u32) -> Vec<u8> {
+        let mut a = Vec::new();
+        wire::head(&mut a, 4, kind::RST_STREAM, 0, stream);
+        a.extend_from_slice(&7u32.to_be_bytes());
+        a
+    }
+    respond(s, seen, &[], refuse);
+}
+
+/// Grows every stream's send window past 2^31-1 before answering: a stream error.
+fn overflows(s: TcpStream, seen: &Mutex<Seen>) {
+    fn overflow(stream: u32) -> Vec<u8> {
+        let mut a = Vec::new();
+        wire::window_update(&mut a, stream, 0x7fff_ffff);
+        a
+    }
+    respond(s, seen, &[], overflow);
+}
+
+#[test]
+fn stream_errors_end_the_stream_and_connection_errors_the_connection() {
+    // (server, outcome counted per call, whether each slot keeps its one connection)
+    let cases: [(&str, Script, &str, bool); 4] = [
+        ("plain", plain, "OK", true),
+        ("no preface", no_preface, "protocol", false),
+        ("refuses", refuses, "refused", true),
+        ("window overflow", overflows, "protocol", true),
+    ];
+    for (name, script, counted, kept) in cases {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let addr = serve(script, seen.clone());
+        let (r, _) = common::run(&plan(&addr, r#"{"key": "k"}"#, 0.5));
+        assert!(r.planned >= 9, "{name}: {r:?}");
+        assert_eq!(r.completed, r.planned, "{name}: {r:?}");
+        let n = r.status.get(counted).or(r.errors.get(counted));
+        assert_eq!(n, Some(&r.completed), "{name}: {r:?}");
+        let connections = seen.lock().unwrap().connections;
+        if kept {
+            // A refused or reset stream leaves the connection as it was: no retry storm,
+            // no reconnect per call (two slots, two connections).
+            assert!(connections <= 2, "{name}: {connections} connections");
+        } else {
+            assert!(connections >= r.completed, "{name}: {connections} connections");
+        }
+    }
+}
+
+#[test]
+fn the_client_says_goaway_when_it_closes() {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let addr = serve(plain, seen.clone());
+    let (r, _) = common::run(&plan(&addr, r#"{"key": "k"}"#, 0.3));
+    assert_eq!(r.status.get("OK"), Some(&r.completed), "{r:?}");
+    // The server thread reads the GOAWAY after the run returns: wait for it, bounded.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().goaways < 2 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(seen.lock().unwrap().goaways, 2, "one per connection");
 }
