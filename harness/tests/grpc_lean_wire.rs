@@ -460,7 +460,10 @@ fn stream_errors_end_the_stream_and_connection_errors_the_connection() {
             // no reconnect per call (two slots, two connections).
             assert!(connections <= 2, "{name}: {connections} connections");
         } else {
-            assert!(connections >= r.completed, "{name}: {connections} connections");
+            assert!(
+                connections >= r.completed,
+                "{name}: {connections} connections"
+            );
         }
     }
 }

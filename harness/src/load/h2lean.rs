@@ -31,7 +31,7 @@ pub struct H2Lean {
     rbuf: BytesMut,
     /// Frames not written yet: control replies, a reset, the next call.
     out: Vec<u8>,
-    hpack: loona_hpack::Decoder<'static>,
+    hpack: super::hpack::decode::Decoder,
     encoder: Encoder,
     /// Scratch space for a call's header block.
     scratch: Vec<u8>,
@@ -125,8 +125,7 @@ impl H2Lean {
             ],
         );
         wire::window_update(&mut out, 0, CONNECTION_WINDOW - wire::DEFAULT_WINDOW as u32);
-        let mut hpack = loona_hpack::Decoder::new();
-        hpack.set_max_allowed_table_size(HPACK_TABLE);
+        let hpack = super::hpack::decode::Decoder::new(HPACK_TABLE);
         Self {
             io,
             rbuf: BytesMut::with_capacity(16 * 1024),

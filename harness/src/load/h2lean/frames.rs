@@ -238,9 +238,9 @@ impl H2Lean {
         let mut grpc_status = None;
         // Every block is decoded, whatever its stream: the HPACK table is the connection's.
         self.hpack
-            .decode_with_cb(block, |name, value| match &*name {
-                b":status" => status = parse::<u16>(&value),
-                b"grpc-status" => grpc_status = parse::<i32>(&value),
+            .decode(block, |name, value| match name {
+                b":status" => status = parse::<u16>(value),
+                b"grpc-status" => grpc_status = parse::<i32>(value),
                 _ => {}
             })
             .map_err(|_| ErrorKind::Protocol)?;

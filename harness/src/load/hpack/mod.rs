@@ -1,5 +1,8 @@
 //! The client's HPACK encoding (RFC 7541): static-table references, plain literals, and an
-//! encoder that puts a call's fixed fields into the server's dynamic table once.
+//! encoder that puts a call's fixed fields into the server's dynamic table once; `decode`
+//! reads the server's responses.
+
+pub mod decode;
 
 /// HPACK static table indexes the client uses.
 pub mod index {
