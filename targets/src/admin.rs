@@ -28,9 +28,7 @@ pub async fn serve(addr: SocketAddr, state: Arc<AdminState>) -> std::io::Result<
     let local = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
+            let (stream, _) = crate::accept::accept(&listener).await;
             let state = state.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| handle(req, state.clone()));

@@ -3,6 +3,7 @@
 //! Each leak mode is faithful to how the leak happens in real services; `none` is the fixed
 //! counterpart. Both binaries (`rest-target`, `grpc-target`) share the leak logic here.
 
+pub mod accept;
 pub mod admin;
 pub mod cache;
 pub mod common;

@@ -130,14 +130,8 @@ pub async fn serve(
     loop {
         let (stream, _peer): (_, SocketAddr) = tokio::select! {
             _ = &mut shutdown => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                // Out of fds or similar: keep serving the connections we have.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
+            // Out of fds or similar: waits, serving the connections we have.
+            accepted = crate::accept::accept(&listener) => accepted,
         };
         let _ = stream.set_nodelay(true);
         let svc = svc.clone();

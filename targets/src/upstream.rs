@@ -45,9 +45,7 @@ pub async fn start(body_len: usize) -> std::io::Result<SocketAddr> {
     );
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
+            let (stream, _) = crate::accept::accept(&listener).await;
             let body = body.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |_req| {

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use leakgate_targets::admin;
 use leakgate_targets::common::{self, LeakArgs, MODES_HELP};
 use leakgate_targets::conn::Counted;
 use leakgate_targets::grpc::{self, GrpcService, pb};
+use leakgate_targets::{accept, admin};
 
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -76,10 +76,9 @@ fn main() -> anyhow::Result<()> {
         common::announce("grpc", listener.local_addr()?);
         let metrics = svc.metrics();
         // Each accepted socket holds the open_connections gauge while it lives.
-        let incoming = tokio_stream::StreamExt::map(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            move |r| r.map(|s| Counted::new(s, metrics.clone())),
-        );
+        let incoming = tokio_stream::StreamExt::map(accept::incoming(listener), move |r| {
+            r.map(|s| Counted::new(s, metrics.clone()))
+        });
         common::announce("admin", admin_addr);
         tonic::transport::Server::builder()
             .add_service(health_svc)
