@@ -25,7 +25,7 @@ use crate::record::ProbeSample;
 use crate::report::summary::Summary;
 use crate::scenario::plan::Plan;
 
-pub use outcome::{Facts, exit_code, steady_spans};
+pub use outcome::{Facts, exit_code};
 pub use rolling::EvalHook;
 pub use signals::Stop;
 pub use stages::{LOAD_START, horizon_words, write_reports};

@@ -14,11 +14,11 @@ use super::rolling::{Decided, Housekeeper, Housekeeping, Judge};
 use super::signals::Stop;
 use super::target::Target;
 use super::{Facts, sampler_secs};
-use super::{RunError, RunOptions, RunOutcome, exit_code, steady_spans};
+use super::{RunError, RunOptions, RunOutcome, exit_code};
 use crate::exit::ExitCode;
-use crate::load::{self, LoadReport, Prepared};
+use crate::load::{self, Prepared};
 use crate::probe::{self, ProbeSet, sampler, sampler::Sampler};
-use crate::record::{Event, ProbeSample, Record};
+use crate::record::{Event, LoadReport, ProbeSample, Record};
 use crate::report::summary::{self, TargetExit};
 use crate::scenario::plan::{Horizon, Plan};
 
@@ -169,7 +169,7 @@ pub fn drive(
         }),
         judge: Judge::new(
             &plan.gates,
-            steady_spans(&plan.load),
+            plan.load.steady_spans(),
             plan.soak.horizon,
             memory_limit,
             plan.soak.every_gate,
