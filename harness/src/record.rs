@@ -3,6 +3,7 @@
 //! The load engine emits a [`Window`] each time a statistics window closes; the sampler emits a
 //! [`ProbeSample`] each tick. Both carry the run clock (`t`, seconds since load start) and the
 //! cumulative completed request count, so the verdict can put work done on the x-axis.
+//! A finished load's totals ([`LoadReport`]) go into `summary.json`.
 
 use std::collections::BTreeMap;
 
@@ -121,6 +122,70 @@ pub struct LatencySummary {
     pub p999: f64,
     /// Maximum.
     pub max: f64,
+}
+
+/// Totals of a finished load.
+// Plain data (summary.json, reports): the load engine builds it, or
+// `load::report_from_windows` from a folder's windows. Its doc is the schema's description.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+pub struct LoadReport {
+    /// Seconds the load ran.
+    pub elapsed: f64,
+    /// Planned arrivals.
+    pub planned: u64,
+    /// Sent requests.
+    pub sent: u64,
+    /// Finished requests.
+    pub completed: u64,
+    /// Dropped (queue full, or still queued at the end).
+    pub dropped: u64,
+    /// Body bytes read.
+    pub bytes: u64,
+    /// Planned rate over the schedule (0 for max-throughput runs).
+    pub planned_rate: f64,
+    /// Sent requests per second.
+    pub achieved_rate: f64,
+    /// Completed requests per second.
+    pub completed_rate: f64,
+    /// The driver missed the planned rate by more than the tolerance.
+    pub fell_behind: bool,
+    /// Responses by status class or gRPC code.
+    pub status: BTreeMap<String, u64>,
+    /// Errors by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Failed requests (errors except deliberate cancels, 5xx, non-OK gRPC).
+    pub failed: u64,
+    /// Whole-run latency from the intended send time.
+    pub corrected: LatencySummary,
+    /// Whole-run latency from the actual send time.
+    pub uncorrected: LatencySummary,
+    /// Steady-phase latency from the intended send time (what latency gates judge).
+    pub steady_corrected: LatencySummary,
+    /// Steady-phase latency from the actual send time.
+    pub steady_uncorrected: LatencySummary,
+    /// gRPC: latency to the first response message, whole run (corrected).
+    #[serde(default)]
+    pub first_message: LatencySummary,
+    /// gRPC: response messages per call.
+    #[serde(default)]
+    pub messages_per_stream: Option<f64>,
+    /// Whole-run corrected histogram, HdrHistogram V2 base64, µs.
+    pub corrected_hist: String,
+    /// Whole-run uncorrected histogram, HdrHistogram V2 base64, µs.
+    pub uncorrected_hist: String,
+    /// Worker threads used.
+    pub threads: usize,
+}
+
+impl LoadReport {
+    /// Share of completed requests that failed.
+    pub fn error_rate(&self) -> f64 {
+        if self.completed == 0 {
+            0.0
+        } else {
+            self.failed as f64 / self.completed as f64
+        }
+    }
 }
 
 /// One probe tick: every signal the target offered at that moment.

@@ -5,9 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::load::LoadReport;
-use crate::record::Evaluation;
-use crate::record::{LatencySummary, ProbeSample, Window};
+use crate::record::{Evaluation, LatencySummary, LoadReport, ProbeSample, Window};
 use crate::run::{RunOptions, RunOutcome, Stop};
 use crate::scenario::plan::{PhaseKind, Plan, Protocol, Rate, SignalUnit, TargetPlan};
 use crate::verdict::{Outcome, Verdict, format};

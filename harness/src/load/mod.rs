@@ -26,10 +26,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::record::{LatencySummary, Window};
+use crate::record::{LatencySummary, LoadReport, Window};
 use crate::scenario::plan::{LoadPlan, PhaseKind, Protocol, Rate, Shard};
 use engine::{Part, Shared};
 use schedule::Schedule;
@@ -106,145 +105,83 @@ pub struct LoadContext {
     pub on_window: Box<dyn FnMut(&Window) + Send>,
 }
 
-/// Totals of a finished load.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
-pub struct LoadReport {
-    /// Seconds the load ran.
-    pub elapsed: f64,
-    /// Planned arrivals.
-    pub planned: u64,
-    /// Sent requests.
-    pub sent: u64,
-    /// Finished requests.
-    pub completed: u64,
-    /// Dropped (queue full, or still queued at the end).
-    pub dropped: u64,
-    /// Body bytes read.
-    pub bytes: u64,
-    /// Planned rate over the schedule (0 for max-throughput runs).
-    pub planned_rate: f64,
-    /// Sent requests per second.
-    pub achieved_rate: f64,
-    /// Completed requests per second.
-    pub completed_rate: f64,
-    /// The driver missed the planned rate by more than the tolerance.
-    pub fell_behind: bool,
-    /// Responses by status class or gRPC code.
-    pub status: BTreeMap<String, u64>,
-    /// Errors by kind.
-    pub errors: BTreeMap<String, u64>,
-    /// Failed requests (errors except deliberate cancels, 5xx, non-OK gRPC).
-    pub failed: u64,
-    /// Whole-run latency from the intended send time.
-    pub corrected: LatencySummary,
-    /// Whole-run latency from the actual send time.
-    pub uncorrected: LatencySummary,
-    /// Steady-phase latency from the intended send time (what latency gates judge).
-    pub steady_corrected: LatencySummary,
-    /// Steady-phase latency from the actual send time.
-    pub steady_uncorrected: LatencySummary,
-    /// gRPC: latency to the first response message, whole run (corrected).
-    #[serde(default)]
-    pub first_message: LatencySummary,
-    /// gRPC: response messages per call.
-    #[serde(default)]
-    pub messages_per_stream: Option<f64>,
-    /// Whole-run corrected histogram, HdrHistogram V2 base64, µs.
-    pub corrected_hist: String,
-    /// Whole-run uncorrected histogram, HdrHistogram V2 base64, µs.
-    pub uncorrected_hist: String,
-    /// Worker threads used.
-    pub threads: usize,
-}
-
-impl LoadReport {
-    /// Totals rebuilt from recorded windows (a run folder read back): histograms merged
-    /// exactly, counts summed; `fell_behind` compares what was sent with what the windows
-    /// planned. The gRPC first-message latency has no stored histogram: its percentiles are
-    /// the worst window's (an upper bound).
-    pub fn from_windows(windows: &[&Window], plan: &LoadPlan) -> LoadReport {
-        let mut total = Stats::new();
-        let mut steady = Stats::new();
-        let mut first = LatencySummary::default();
-        let mut elapsed: f64 = 0.0;
-        for w in windows {
-            let mut s = Stats::new();
-            s.planned = w.planned;
-            s.sent = w.sent;
-            s.completed = w.completed;
-            s.dropped = w.dropped;
-            s.bytes = w.bytes;
-            s.status = w.status.clone();
-            s.errors = w.errors.clone();
-            if let Some(h) = stats::decode(&w.corrected_hist) {
-                let _ = s.corrected.add(&h);
-            }
-            if let Some(h) = stats::decode(&w.uncorrected_hist) {
-                let _ = s.uncorrected.add(&h);
-            }
-            if let Some(m) = w.messages_per_stream {
-                s.streams = w.completed;
-                s.messages = (m * w.completed as f64).round() as u64;
-            }
-            let f = &w.first_message;
-            if f.count > 0 {
-                first.mean = (first.mean * first.count as f64 + f.mean * f.count as f64)
-                    / (first.count + f.count) as f64;
-                first.count += f.count;
-                first.p50 = first.p50.max(f.p50);
-                first.p90 = first.p90.max(f.p90);
-                first.p95 = first.p95.max(f.p95);
-                first.p99 = first.p99.max(f.p99);
-                first.p999 = first.p999.max(f.p999);
-                first.max = first.max.max(f.max);
-            }
-            elapsed = elapsed.max(w.end);
-            if w.phase == Some(PhaseKind::Steady) {
-                steady.merge(&s);
-            }
-            total.merge(&s);
+/// A load's totals rebuilt from recorded windows (a run folder read back): histograms merged
+/// exactly, counts summed; `fell_behind` compares what was sent with what the windows
+/// planned. The gRPC first-message latency has no stored histogram: its percentiles are
+/// the worst window's (an upper bound).
+pub fn report_from_windows(windows: &[&Window], plan: &LoadPlan) -> LoadReport {
+    let mut total = Stats::new();
+    let mut steady = Stats::new();
+    let mut first = LatencySummary::default();
+    let mut elapsed: f64 = 0.0;
+    for w in windows {
+        let mut s = Stats::new();
+        s.planned = w.planned;
+        s.sent = w.sent;
+        s.completed = w.completed;
+        s.dropped = w.dropped;
+        s.bytes = w.bytes;
+        s.status = w.status.clone();
+        s.errors = w.errors.clone();
+        if let Some(h) = stats::decode(&w.corrected_hist) {
+            let _ = s.corrected.add(&h);
         }
-        let duration = elapsed.max(1e-9);
-        let closed_loop = plan.phases.iter().any(|p| p.rate == Rate::Max);
-        LoadReport {
-            elapsed,
-            planned: total.planned,
-            sent: total.sent,
-            completed: total.completed,
-            dropped: total.dropped,
-            bytes: total.bytes,
-            planned_rate: if closed_loop {
-                0.0
-            } else {
-                total.planned as f64 / duration
-            },
-            achieved_rate: total.sent as f64 / duration,
-            completed_rate: total.completed as f64 / duration,
-            fell_behind: !closed_loop
-                && (total.sent as f64) < total.planned as f64 * (1.0 - plan.rate_tolerance),
-            status: total.status.clone(),
-            errors: total.errors.clone(),
-            failed: total.failed(),
-            corrected: stats::summarize(&total.corrected),
-            uncorrected: stats::summarize(&total.uncorrected),
-            steady_corrected: stats::summarize(&steady.corrected),
-            steady_uncorrected: stats::summarize(&steady.uncorrected),
-            first_message: first,
-            messages_per_stream: (total.streams > 0)
-                .then(|| total.messages as f64 / total.streams as f64),
-            corrected_hist: stats::encode(&total.corrected),
-            uncorrected_hist: stats::encode(&total.uncorrected),
-            threads: 0,
+        if let Some(h) = stats::decode(&w.uncorrected_hist) {
+            let _ = s.uncorrected.add(&h);
         }
+        if let Some(m) = w.messages_per_stream {
+            s.streams = w.completed;
+            s.messages = (m * w.completed as f64).round() as u64;
+        }
+        let f = &w.first_message;
+        if f.count > 0 {
+            first.mean = (first.mean * first.count as f64 + f.mean * f.count as f64)
+                / (first.count + f.count) as f64;
+            first.count += f.count;
+            first.p50 = first.p50.max(f.p50);
+            first.p90 = first.p90.max(f.p90);
+            first.p95 = first.p95.max(f.p95);
+            first.p99 = first.p99.max(f.p99);
+            first.p999 = first.p999.max(f.p999);
+            first.max = first.max.max(f.max);
+        }
+        elapsed = elapsed.max(w.end);
+        if w.phase == Some(PhaseKind::Steady) {
+            steady.merge(&s);
+        }
+        total.merge(&s);
     }
-
-    /// Share of completed requests that failed.
-    pub fn error_rate(&self) -> f64 {
-        if self.completed == 0 {
+    let duration = elapsed.max(1e-9);
+    let closed_loop = plan.phases.iter().any(|p| p.rate == Rate::Max);
+    LoadReport {
+        elapsed,
+        planned: total.planned,
+        sent: total.sent,
+        completed: total.completed,
+        dropped: total.dropped,
+        bytes: total.bytes,
+        planned_rate: if closed_loop {
             0.0
         } else {
-            self.failed as f64 / self.completed as f64
-        }
+            total.planned as f64 / duration
+        },
+        achieved_rate: total.sent as f64 / duration,
+        completed_rate: total.completed as f64 / duration,
+        fell_behind: !closed_loop
+            && (total.sent as f64) < total.planned as f64 * (1.0 - plan.rate_tolerance),
+        status: total.status.clone(),
+        errors: total.errors.clone(),
+        failed: total.failed(),
+        corrected: stats::summarize(&total.corrected),
+        uncorrected: stats::summarize(&total.uncorrected),
+        steady_corrected: stats::summarize(&steady.corrected),
+        steady_uncorrected: stats::summarize(&steady.uncorrected),
+        first_message: first,
+        messages_per_stream: (total.streams > 0)
+            .then(|| total.messages as f64 / total.streams as f64),
+        corrected_hist: stats::encode(&total.corrected),
+        uncorrected_hist: stats::encode(&total.uncorrected),
+        threads: 0,
     }
 }
 

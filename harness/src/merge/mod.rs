@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::exit::ExitCode;
-use crate::load::LoadReport;
 use crate::record::{Event, ProbeSample, Record, Window};
 use crate::report::summary::{self, Summary};
 use crate::run::RunOutcome;
@@ -94,7 +93,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<RunOutcome, MergeError> {
     plan.load.shard = None;
     plan.output.results_dir = out.parent().map(Path::to_path_buf).unwrap_or_default();
     let refs: Vec<&Window> = windows.iter().collect();
-    let mut load = LoadReport::from_windows(&refs, &plan.load);
+    let mut load = crate::load::report_from_windows(&refs, &plan.load);
     let behind: Vec<u32> = runs
         .iter()
         .filter(|r| r.summary.load.as_ref().is_none_or(|l| l.fell_behind))

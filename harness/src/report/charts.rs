@@ -3,7 +3,6 @@
 
 use super::run_data::RunData;
 use super::svg::{Band, Chart, Marker, Series, YUnit};
-use crate::run::steady_spans;
 use crate::scenario::plan::PhaseKind;
 use crate::verdict::series::in_steady;
 use crate::verdict::{GateKind, GateResult};
@@ -121,7 +120,7 @@ fn fit_lines(
     let Some(s) = g.slope else {
         return (None, None, None);
     };
-    let spans = steady_spans(&run.summary.plan.load);
+    let spans = run.summary.plan.load.steady_spans();
     let steady: Vec<(f64, f64)> = points
         .iter()
         .copied()

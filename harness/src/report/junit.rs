@@ -10,7 +10,7 @@ use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, Te
 
 use super::run_data::RunData;
 use super::words;
-use crate::load::LoadReport;
+use crate::record::LoadReport;
 use crate::verdict::{GateResult, Outcome};
 
 /// Renders the JUnit XML of a run.

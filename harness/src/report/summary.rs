@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::exit::ExitCode;
-use crate::load::LoadReport;
+use crate::record::LoadReport;
 use crate::scenario::plan::Plan;
 use crate::verdict::Verdict;
 

@@ -1,19 +1,20 @@
 //! The run folder: created first with a provisional `summary.json`, so any later way out
-//! leaves a folder `leakgate report` can judge; the target started and the load prepared
-//! through it, so a run that ends before its load still writes its summary.
+//! leaves a folder `leakgate report` can judge; a stage that ends the run before its load
+//! writes the final summary through it (`abandon`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::RunError;
-use super::stages::{LOAD_START, write_reports};
-use super::target::Target;
+use super::stages::write_reports;
 use crate::exit::ExitCode;
-use crate::load::{self, Prepared};
 use crate::record::{Event, Record};
-use crate::report::summary::{Summary, TargetExit};
+use crate::report::summary::Summary;
 use crate::scenario::plan::Plan;
 use crate::store::Writer as NdjsonWriter;
+
+/// The event that records a shard's load start (ms since the Unix epoch in its detail).
+pub const LOAD_START: &str = "load_start";
 
 /// The run folder, its streamed samples, and the provisional summary.
 pub struct Folder {
@@ -25,9 +26,9 @@ pub struct Folder {
 }
 
 impl Folder {
-    /// Creates the folder, opens `samples.ndjson` and writes a provisional `summary.json`
-    /// (`finished: false`), so a run killed at any later moment leaves a folder that
-    /// `leakgate report` can judge.
+    /// The open stage: creates the folder, opens `samples.ndjson`, writes a provisional
+    /// `summary.json` (`finished: false`) and hands the folder to start; a run killed at any
+    /// later moment leaves a folder that `leakgate report` can judge.
     pub fn open(plan: &Plan) -> Result<Self, RunError> {
         let started_at = super::now_rfc3339();
         let dir = super::create_run_dir(plan)?;
@@ -72,70 +73,8 @@ impl Folder {
         }
     }
 
-    /// Starts or finds the target; a target that never came up still leaves a summary.
-    pub fn start_target(&self, plan: &Plan) -> Result<Arc<Target>, RunError> {
-        match Target::start(plan, &self.dir) {
-            Ok(t) => Ok(Arc::new(t)),
-            Err(e) => {
-                // A watch names a service that must already run: not finding it is a usage
-                // mistake, not a death.
-                let err = match &e {
-                    super::target::TargetError::Supervise(
-                        crate::supervise::SuperviseError::Attach(m),
-                    ) if plan.watch.is_some() => RunError::Input(format!("cannot attach: {m}")),
-                    _ => RunError::Target(e),
-                };
-                let mut s = self.summary(plan, None, err.exit_code());
-                // A missing profiler is the plan's problem (exit 65), not the target's.
-                if err.exit_code() == ExitCode::TargetDied {
-                    s.target_exit = Some(TargetExit {
-                        t: 0.0,
-                        cause: err.to_string(),
-                        code: None,
-                        signal: None,
-                        oom_killed: false,
-                    });
-                } else {
-                    s.error = Some(err.to_string());
-                }
-                self.abandon(s);
-                Err(err)
-            }
-        }
-    }
-
-    /// Compiles the load (gRPC reflection asks the target); a watch drives none. A failure
-    /// stops the target (dropped) before any load is sent and still leaves a summary.
-    pub fn prepare_load(&self, plan: &Plan, target: &Target) -> Result<Option<Prepared>, RunError> {
-        if plan.watch.is_some() {
-            // The counter a watch is judged on must be there before the watch starts.
-            if let Some(r) = &plan.probes.requests_from {
-                let mut c =
-                    crate::probe::requests::RequestCounter::new(r.url.clone(), r.metric.clone());
-                if let Err(e) = c.read() {
-                    let err = RunError::Input(format!("--requests-from: {e}"));
-                    let mut s = self.summary(plan, target.pid(), err.exit_code());
-                    s.error = Some(err.to_string());
-                    self.abandon(s);
-                    return Err(err);
-                }
-            }
-            return Ok(None);
-        }
-        match load::prepare(&plan.load) {
-            Ok(p) => Ok(Some(p)),
-            Err(e) => {
-                let err = RunError::from(e);
-                let mut s = self.summary(plan, target.pid(), err.exit_code());
-                s.error = Some(err.to_string());
-                self.abandon(s);
-                Err(err)
-            }
-        }
-    }
-
     /// Writes the summary of a run that ended before its load, and the reports.
-    fn abandon(&self, summary: Summary) {
+    pub(super) fn abandon(&self, summary: Summary) {
         let _ = summary.write(&self.dir);
         write_reports(&self.dir);
     }

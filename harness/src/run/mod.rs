@@ -1,6 +1,6 @@
-//! One run, from a validated plan to an exit code, in stages that read top-down:
+//! One run, from a validated plan to an exit code, in stages that read top-down (`stages.rs`):
 //! open the folder, start the target, prepare the load, warm (baseline, first heap profile),
-//! drive (load, or only watch), drain, judge and write.
+//! drive (the load, or only a watch), drain, judge, write.
 //!
 //! Everything is streamed to the run folder as it happens (`samples.ndjson`). A provisional
 //! `summary.json` (`finished: false`) is written first and the final one on every way out, so
@@ -16,6 +16,7 @@ pub mod target;
 
 mod folder;
 mod stages;
+mod threads;
 
 use std::path::PathBuf;
 
@@ -25,10 +26,11 @@ use crate::record::ProbeSample;
 use crate::report::summary::Summary;
 use crate::scenario::plan::Plan;
 
-pub use outcome::{Facts, exit_code, steady_spans};
-pub use rolling::EvalHook;
+pub use folder::LOAD_START;
+pub use outcome::{Facts, exit_code};
+pub use rolling::{EvalHook, horizon_words};
 pub use signals::Stop;
-pub use stages::{LOAD_START, horizon_words, write_reports};
+pub use stages::write_reports;
 
 /// Errors that end a run before a verdict is possible.
 #[derive(Debug, thiserror::Error)]
@@ -132,12 +134,13 @@ pub fn create_run_dir(plan: &Plan) -> Result<PathBuf, RunError> {
 /// Runs `plan` to the end and returns its outcome; the run folder is complete on return.
 pub fn execute(plan: &Plan, mut opts: RunOptions) -> Result<RunOutcome, RunError> {
     let folder = folder::Folder::open(plan)?;
-    let target = folder.start_target(plan)?;
-    let prepared = folder.prepare_load(plan, &target)?;
+    let target = stages::start(plan, &folder)?;
+    let prepared = stages::prepare(plan, &folder, &target)?;
     let warm = stages::warm(plan, &folder, &target, &opts.stop);
     let mut driven = stages::drive(plan, &folder, &target, prepared.as_ref(), warm, &mut opts);
     stages::drain(plan, &folder, &target, &mut driven, &opts.stop);
-    stages::judge_and_write(plan, folder, &target, driven, &opts.stop)
+    let judged = stages::judge(plan, &folder, &target, driven, &opts.stop);
+    stages::write(folder, judged)
 }
 
 /// Seconds since `t0`, negative before it.

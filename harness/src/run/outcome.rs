@@ -1,7 +1,6 @@
-//! How a run's facts become one exit code, and the steady spans the verdict judges.
+//! How a run's facts become one exit code.
 
 use crate::exit::ExitCode;
-use crate::scenario::plan::{LoadPlan, PhaseKind};
 use crate::verdict::{Outcome, Verdict};
 
 /// The facts that decide the exit code, in order of precedence.
@@ -47,23 +46,6 @@ pub fn exit_code(f: Facts) -> ExitCode {
     } else {
         ExitCode::Pass
     }
-}
-
-/// Time spans (seconds since load start) of the steady phases, merged where adjacent.
-pub fn steady_spans(load: &LoadPlan) -> Vec<(f64, f64)> {
-    let mut spans: Vec<(f64, f64)> = Vec::new();
-    let mut t = 0.0;
-    for p in &load.phases {
-        let end = t + p.duration.as_secs_f64();
-        if p.kind == PhaseKind::Steady {
-            match spans.last_mut() {
-                Some(last) if (last.1 - t).abs() < 1e-9 => last.1 = end,
-                _ => spans.push((t, end)),
-            }
-        }
-        t = end;
-    }
-    spans
 }
 
 #[cfg(test)]

@@ -6,8 +6,7 @@ use std::path::Path;
 
 use super::outcome::{Facts, exit_code};
 use crate::diagnose::{Diagnosis, DiagnosisInput};
-use crate::load::LoadReport;
-use crate::record::{ProbeSample, Record, Window};
+use crate::record::{LoadReport, ProbeSample, Record, Window};
 use crate::report::ReportError;
 use crate::report::summary::{self, Summary, TargetExit};
 use crate::scenario::plan::{GatePlan, Plan, TargetPlan};
@@ -136,7 +135,8 @@ pub fn recover(dir: &Path) -> Result<Option<Summary>, ReportError> {
             _ => None,
         })
         .collect();
-    let load = (!windows.is_empty()).then(|| LoadReport::from_windows(&windows, &s.plan.load));
+    let load =
+        (!windows.is_empty()).then(|| crate::load::report_from_windows(&windows, &s.plan.load));
     let died = records.iter().find_map(|r| match r {
         Record::Event(e) if e.kind == "target_exit" => Some(TargetExit {
             t: e.t,

@@ -347,6 +347,18 @@ impl Housekeeping {
     }
 }
 
+/// The horizon a plan's rolling verdict judges, in words for the header.
+pub fn horizon_words(h: Horizon) -> String {
+    match h {
+        Horizon::Whole => "the whole steady phase".into(),
+        Horizon::Time { span } => format!(
+            "the last {}",
+            crate::verdict::format::duration(span.as_secs_f64())
+        ),
+        Horizon::Requests { count } => format!("the last {count} requests"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,43 +1,88 @@
-//! The stages of one run, each a function over plain data (see the module doc of `run`).
+//! The stages of one run, in the order `run::execute` calls them (the first, open, is
+//! `Folder::open`); each hands plain data to the next. A stage that ends the run early writes
+//! the summary first (the folder promises one on every way out).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use tokio_util::sync::CancellationToken;
 
 use super::folder::Folder;
 use super::profiles::{self, Moment};
-use super::recent::Recent;
-use super::rolling::{Decided, Housekeeper, Housekeeping, Judge};
+use super::recover;
+use super::rolling::Decided;
 use super::signals::Stop;
-use super::target::Target;
-use super::{Facts, sampler_secs};
-use super::{RunError, RunOptions, RunOutcome, exit_code, steady_spans};
+use super::target::{Target, TargetError};
+use super::threads::{self, DeathWatch};
+use super::{Facts, exit_code, sampler_secs};
+use super::{RunError, RunOptions, RunOutcome};
 use crate::exit::ExitCode;
-use crate::load::{self, LoadReport, Prepared};
-use crate::probe::{self, ProbeSet, sampler, sampler::Sampler};
-use crate::record::{Event, ProbeSample, Record};
-use crate::report::summary::{self, TargetExit};
-use crate::scenario::plan::{Horizon, Plan};
+use crate::load::{self, Prepared};
+use crate::probe::{self, ProbeSet, sampler};
+use crate::record::{Event, LoadReport, Record};
+use crate::report::summary::{self, Summary, TargetExit};
+use crate::scenario::plan::Plan;
 
-/// Aged records are merged into one per minute.
-const COMPACT_BUCKET: f64 = 60.0;
-
-/// Default pace of rolling evaluations when `--until-verdict` is asked without one: a
-/// twentieth of the planned load, between 1 s and 1 min.
-fn default_every(plan: &Plan) -> Duration {
-    let total = plan.load_duration().as_secs_f64();
-    let total = if total > 0.0 {
-        total
-    } else {
-        plan.watch
-            .as_ref()
-            .and_then(|w| w.duration)
-            .map_or(1200.0, |d| d.as_secs_f64())
+/// Starts or finds the target and hands it to prepare; one that never came up still leaves
+/// a summary.
+pub fn start(plan: &Plan, folder: &Folder) -> Result<Arc<Target>, RunError> {
+    let e = match Target::start(plan, &folder.dir) {
+        Ok(t) => return Ok(Arc::new(t)),
+        Err(e) => e,
     };
-    Duration::from_secs_f64((total / 20.0).clamp(1.0, 60.0))
+    // A watch names a service that must already run: not finding it is a usage mistake, not
+    // a death.
+    let err = match &e {
+        TargetError::Supervise(crate::supervise::SuperviseError::Attach(m))
+            if plan.watch.is_some() =>
+        {
+            RunError::Input(format!("cannot attach: {m}"))
+        }
+        _ => RunError::Target(e),
+    };
+    let mut s = folder.summary(plan, None, err.exit_code());
+    // A missing profiler is the plan's problem (exit 65), not the target's.
+    if err.exit_code() == ExitCode::TargetDied {
+        s.target_exit = Some(TargetExit {
+            t: 0.0,
+            cause: err.to_string(),
+            code: None,
+            signal: None,
+            oom_killed: false,
+        });
+    } else {
+        s.error = Some(err.to_string());
+    }
+    folder.abandon(s);
+    Err(err)
+}
+
+/// Compiles the load (gRPC reflection asks the target) and hands it to drive; a watch drives
+/// none. A failure stops the target (dropped) before any load is sent and leaves a summary.
+pub fn prepare(
+    plan: &Plan,
+    folder: &Folder,
+    target: &Target,
+) -> Result<Option<Prepared>, RunError> {
+    let failed = |err: RunError| {
+        let mut s = folder.summary(plan, target.pid(), err.exit_code());
+        s.error = Some(err.to_string());
+        folder.abandon(s);
+        Err(err)
+    };
+    if plan.watch.is_none() {
+        return load::prepare(&plan.load)
+            .map(Some)
+            .or_else(|e| failed(e.into()));
+    }
+    // The counter a watch is judged on must be there before the watch starts.
+    if let Some(r) = &plan.probes.requests_from {
+        let mut c = crate::probe::requests::RequestCounter::new(r.url.clone(), r.metric.clone());
+        if let Err(e) = c.read() {
+            return failed(RunError::Input(format!("--requests-from: {e}")));
+        }
+    }
+    Ok(None)
 }
 
 /// The state after warming: the run clock, the probes and the request count.
@@ -47,8 +92,8 @@ pub struct Warm {
     completed: Arc<AtomicU64>,
 }
 
-/// Takes the baseline sample and the first heap profile, then starts the run clock: the
-/// baseline lies just before t = 0.
+/// Takes the baseline sample and the first heap profile, starts the run clock (the baseline
+/// lies just before t = 0) and hands clock and probes to drive.
 pub fn warm(plan: &Plan, folder: &Folder, target: &Target, stop: &Stop) -> Warm {
     let completed = Arc::new(AtomicU64::new(0));
     let mut probes = target.probes(&plan.probes, plan.watch.is_some());
@@ -76,9 +121,6 @@ pub fn warm(plan: &Plan, folder: &Folder, target: &Target, stop: &Stop) -> Warm 
         completed,
     }
 }
-
-/// The event that records a shard's load start (ms since the Unix epoch in its detail).
-pub const LOAD_START: &str = "load_start";
 
 /// Milliseconds since the Unix epoch.
 fn unix_ms(t: std::time::SystemTime) -> u64 {
@@ -114,8 +156,8 @@ pub struct Driven {
     stopped_at: Option<f64>,
 }
 
-/// Samples, evaluates and drives the load (or, for a watch, waits) until the plan ends, the
-/// target dies, the verdict is decided or the run is stopped.
+/// Samples, evaluates and drives the load (a watch only waits) until the plan ends, the
+/// target dies, the verdict is decided or the run is stopped; hands what happened to drain.
 pub fn drive(
     plan: &Plan,
     folder: &Folder,
@@ -129,64 +171,17 @@ pub fn drive(
         probes,
         completed,
     } = warm;
-    // The rolling verdict needs only the gated signals and a collection counter.
-    let keep = plan
-        .gates
-        .signals
-        .iter()
-        .map(|g| g.signal.clone())
-        .chain(
-            crate::verdict::series::GC_COUNTERS
-                .iter()
-                .map(|c| c.to_string()),
-        )
-        .collect();
-    let recent = Arc::new(Mutex::new(Recent::new(keep)));
-    let sampler = {
-        let (writer, recent) = (folder.writer.clone(), recent.clone());
-        let mut on_sample = opts.on_sample.take();
-        Sampler::start(
-            probes,
-            plan.probes.interval,
-            t0,
-            completed.clone(),
-            move |s: ProbeSample| {
-                writer.write(&Record::Probe(s.clone()));
-                if let Some(f) = on_sample.as_mut() {
-                    f(&s);
-                }
-                if let Ok(mut r) = recent.lock() {
-                    r.push_sample(&s);
-                }
-            },
-        )
-    };
+    let recent = threads::recent(plan);
+    let on_sample = opts.on_sample.take();
+    let sampler = threads::sampler(plan, folder, probes, t0, &completed, &recent, on_sample);
     let memory_limit = target.memory_limit().map(|(bytes, _)| bytes);
-    let housekeeper = Housekeeper::start(Housekeeping {
-        every: plan.soak.evaluate_every.or_else(|| {
-            (plan.soak.until_verdict || plan.soak.decide_after.is_some())
-                .then(|| default_every(plan))
-        }),
-        judge: Judge::new(
-            &plan.gates,
-            steady_spans(&plan.load),
-            plan.soak.horizon,
-            memory_limit,
-            plan.soak.every_gate,
-        ),
-        recent: recent.clone(),
-        writer: folder.writer.clone(),
-        t0,
-        stop: opts.stop.clone(),
-        until_verdict: plan.soak.until_verdict,
-        decide_after: plan.soak.decide_after.map(|d| d.as_secs_f64()),
-        on_eval: std::mem::take(&mut opts.on_eval),
-        chores: chores(plan, folder, t0),
-    });
+    let on_eval = std::mem::take(&mut opts.on_eval);
+    let housekeeper =
+        threads::housekeeper(plan, folder, t0, &recent, memory_limit, &opts.stop, on_eval);
 
     // A target that dies, and any stop, cancel the load at once.
     let load_cancel = opts.stop.token().child_token();
-    let watch = death_watch(target.clone(), load_cancel.clone(), t0);
+    let watch = DeathWatch::start(target.clone(), load_cancel.clone(), t0);
     let load = prepared.map(|prepared| {
         let writer = folder.writer.clone();
         let mut on_window = opts.on_window.take();
@@ -207,7 +202,7 @@ pub fn drive(
     });
     if load.is_none() {
         let until = plan.watch.as_ref().and_then(|w| w.duration).map(|d| t0 + d);
-        wait(until, &load_cancel);
+        threads::wait(until, &load_cancel);
     }
     let stopped_at = Some(sampler_secs(t0));
     // Give a target that is dying a moment to be seen dead (a kill during the last window).
@@ -227,59 +222,9 @@ pub fn drive(
     }
 }
 
-/// Compaction of records as they age, sealed segments, and heap profiles on a schedule.
-fn chores(plan: &Plan, folder: &Folder, t0: Instant) -> Vec<(Duration, super::rolling::Chore)> {
-    let mut out: Vec<(Duration, super::rolling::Chore)> = Vec::new();
-    let age = plan.soak.compact_after;
-    // Checked six times per age (at most every 10 min): the live file holds at most about
-    // 1.2 ages of full-resolution records.
-    let every = (age / 6).clamp(Duration::from_secs(1), Duration::from_secs(600));
-    let writer = folder.writer.clone();
-    out.push((
-        every,
-        Box::new(move |t| {
-            // Two tiers: one record a minute after `age`, one per ten minutes after six ages,
-            // so a day at 5 000 req/s stays a few MB.
-            let age = age.as_secs_f64();
-            for (cutoff, bucket) in [
-                (t - 6.0 * age, 10.0 * COMPACT_BUCKET),
-                (t - age, COMPACT_BUCKET),
-            ] {
-                if cutoff > 0.0
-                    && let Err(e) = writer.compact(cutoff, bucket)
-                {
-                    eprintln!("leakgate: warning: samples not compacted: {e}");
-                }
-            }
-        }),
-    ));
-    if let Some(period) = plan.soak.segment {
-        let writer = folder.writer.clone();
-        out.push((
-            period,
-            Box::new(move |_| {
-                if let Err(e) = writer.seal() {
-                    eprintln!("leakgate: warning: segment not sealed: {e}");
-                }
-            }),
-        ));
-    }
-    out.extend(profiles::chores(plan, &folder.dir, &folder.writer, t0));
-    out
-}
-
-/// Waits until `until` (None: until cancelled) or the token is cancelled.
-fn wait(until: Option<Instant>, cancel: &CancellationToken) {
-    while !cancel.is_cancelled() && until.is_none_or(|u| Instant::now() < u) {
-        let left = until.map_or(Duration::from_millis(50), |u| {
-            u.saturating_duration_since(Instant::now())
-        });
-        std::thread::sleep(left.min(Duration::from_millis(50)));
-    }
-}
-
-/// Drain check: the load stopped; wait, force a GC where offered, sample again. Skipped for
-/// a watch (it stops no load), a dead target and a run stopped by a signal.
+/// Drain check, written to the folder for judge: the load stopped; wait, force a GC where
+/// offered, sample again. Skipped for a watch (it stops no load), a dead target and a run
+/// stopped by a signal.
 pub fn drain(plan: &Plan, folder: &Folder, target: &Target, driven: &mut Driven, stop: &Stop) {
     let stopped_by_signal = stop.is_stopped() && driven.decided.is_none();
     if plan.watch.is_some() || driven.died.is_some() || stopped_by_signal {
@@ -303,39 +248,28 @@ pub fn drain(plan: &Plan, folder: &Folder, target: &Target, driven: &mut Driven,
     if let Some(url) = &plan.probes.force_gc_url {
         let _ = probe::http_get(url, Duration::from_secs(10));
     }
-    sleep_unless(plan.probes.drain_wait, stop.token(), target);
+    threads::sleep_unless(plan.probes.drain_wait, stop.token(), target);
     let d = sampler::sample_once(probes, driven.t0, &driven.completed);
     folder.writer.write(&Record::Probe(d));
 }
 
-/// Judges everything the folder holds and writes the summary and the reports.
-pub fn judge_and_write(
+/// What judge hands to write: the exit code and the final summary.
+pub struct Judged {
+    exit: ExitCode,
+    summary: Summary,
+}
+
+/// Stops the target, judges everything the folder holds and hands the exit code and the
+/// final summary to write.
+pub fn judge(
     plan: &Plan,
-    folder: Folder,
+    folder: &Folder,
     target: &Target,
-    driven: Driven,
+    mut driven: Driven,
     stop: &Stop,
-) -> Result<RunOutcome, RunError> {
-    let died = driven
-        .died
-        .clone()
-        .or_else(|| target.exit().map(|e| exit_record(e, driven.t0)));
-    if let Some(exit) = &died {
-        folder.writer.write(&Record::Event(Event {
-            t: exit.t,
-            kind: "target_exit".into(),
-            detail: exit.cause.clone(),
-        }));
-    }
-    target.stop();
-    if let Some(detail) = target.finish_native(&folder.dir) {
-        let t = sampler_secs(driven.t0);
-        let kind = "heaptrack".into();
-        folder
-            .writer
-            .write(&Record::Event(Event { t, kind, detail }));
-    }
-    let (load, load_error) = match driven.load {
+) -> Judged {
+    let died = stop_target(folder, target, &driven);
+    let (load, load_error) = match driven.load.take() {
         Some(Ok(r)) => (Some(r), None),
         Some(Err(e)) => (None, Some(e)),
         None => (None, None),
@@ -344,14 +278,14 @@ pub fn judge_and_write(
         eprintln!("leakgate: the load failed: {e}");
     }
     let write_error = folder.writer.error().map(str::to_string);
-    let judged = super::recover::judge_folder(
+    let judged = recover::judge_folder(
         &folder.dir,
         plan,
         load.as_ref(),
         driven.memory_limit,
         died.is_some(),
     );
-    let super::recover::Judged {
+    let recover::Judged {
         verdict,
         last_samples,
         diagnosis,
@@ -383,7 +317,38 @@ pub fn judge_and_write(
         .as_ref()
         .map(|p| p.problems.clone())
         .unwrap_or_default();
-    summary.stopped = match &driven.decided {
+    summary.stopped = stopped(plan, &driven, stop);
+    Judged { exit, summary }
+}
+
+/// Records how the target ended, if it did, then stops it and turns a native heap recording
+/// into its table (both must be in the folder before it is judged).
+fn stop_target(folder: &Folder, target: &Target, driven: &Driven) -> Option<TargetExit> {
+    let died = driven
+        .died
+        .clone()
+        .or_else(|| target.exit().map(|e| threads::exit_record(e, driven.t0)));
+    if let Some(exit) = &died {
+        folder.writer.write(&Record::Event(Event {
+            t: exit.t,
+            kind: "target_exit".into(),
+            detail: exit.cause.clone(),
+        }));
+    }
+    target.stop();
+    if let Some(detail) = target.finish_native(&folder.dir) {
+        let t = sampler_secs(driven.t0);
+        let kind = "heaptrack".into();
+        folder
+            .writer
+            .write(&Record::Event(Event { t, kind, detail }));
+    }
+    died
+}
+
+/// Why the run ended before its plan did, if it did: a decided verdict, or a stop.
+fn stopped(plan: &Plan, driven: &Driven, stop: &Stop) -> Option<summary::Stopped> {
+    match &driven.decided {
         Some(d) => Some(summary::Stopped {
             t: d.t,
             reason: format!(
@@ -405,7 +370,12 @@ pub fn judge_and_write(
             reason,
             verdict_decided: false,
         }),
-    };
+    }
+}
+
+/// Writes the final `summary.json` and the reports, and hands the outcome to the caller.
+pub fn write(folder: Folder, judged: Judged) -> Result<RunOutcome, RunError> {
+    let Judged { exit, summary } = judged;
     summary
         .write(&folder.dir)
         .map_err(|source| RunError::Results {
@@ -438,68 +408,5 @@ pub fn write_reports(run_dir: &Path) -> Option<crate::report::run_data::RunData>
             );
             None
         }
-    }
-}
-
-fn exit_record(e: crate::supervise::ExitInfo, t0: Instant) -> TargetExit {
-    TargetExit {
-        t: sampler_secs(t0),
-        cause: e.cause,
-        code: e.code,
-        signal: e.signal,
-        oom_killed: e.oom_killed,
-    }
-}
-
-/// Polls the target every 50 ms and cancels the load the moment it is gone.
-struct DeathWatch {
-    stop: std::sync::mpsc::Sender<()>,
-    thread: std::thread::JoinHandle<Option<TargetExit>>,
-}
-
-fn death_watch(target: Arc<Target>, cancel: CancellationToken, t0: Instant) -> DeathWatch {
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        loop {
-            if let Some(e) = target.exit() {
-                cancel.cancel();
-                return Some(exit_record(e, t0));
-            }
-            match stopped.recv_timeout(Duration::from_millis(50)) {
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                _ => return None,
-            }
-        }
-    });
-    DeathWatch { stop, thread }
-}
-
-impl DeathWatch {
-    fn finish(self) -> Option<TargetExit> {
-        let _ = self.stop.send(());
-        self.thread.join().ok().flatten()
-    }
-}
-
-/// Sleeps `d` in small steps, ending early when stopped or when the target dies.
-fn sleep_unless(d: Duration, cancel: &CancellationToken, target: &Target) {
-    let step = Duration::from_millis(50);
-    let mut left = d;
-    while !left.is_zero() && !cancel.is_cancelled() && target.exit().is_none() {
-        let s = left.min(step);
-        std::thread::sleep(s);
-        left -= s;
-    }
-}
-
-/// The horizon a plan's rolling verdict judges, in words for the header.
-pub fn horizon_words(h: Horizon) -> String {
-    match h {
-        Horizon::Whole => "the whole steady phase".into(),
-        Horizon::Time { span } => format!(
-            "the last {}",
-            crate::verdict::format::duration(span.as_secs_f64())
-        ),
-        Horizon::Requests { count } => format!("the last {count} requests"),
     }
 }

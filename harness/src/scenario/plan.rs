@@ -545,6 +545,23 @@ impl LoadPlan {
             shard: None,
         }
     }
+
+    /// Time spans (seconds since load start) of the steady phases, merged where adjacent.
+    pub fn steady_spans(&self) -> Vec<(f64, f64)> {
+        let mut spans: Vec<(f64, f64)> = Vec::new();
+        let mut t = 0.0;
+        for p in &self.phases {
+            let end = t + p.duration.as_secs_f64();
+            if p.kind == PhaseKind::Steady {
+                match spans.last_mut() {
+                    Some(last) if (last.1 - t).abs() < 1e-9 => last.1 = end,
+                    _ => spans.push((t, end)),
+                }
+            }
+            t = end;
+        }
+        spans
+    }
 }
 
 impl Plan {

@@ -201,7 +201,7 @@ pub fn plan(base: &str, path: &str, rate: Rate, secs: f64, connections: usize) -
 }
 
 /// Runs a load plan, collecting its windows.
-pub fn run(plan: &LoadPlan) -> (leakgate::load::LoadReport, Vec<leakgate::record::Window>) {
+pub fn run(plan: &LoadPlan) -> (leakgate::record::LoadReport, Vec<leakgate::record::Window>) {
     let windows = Arc::new(std::sync::Mutex::new(Vec::new()));
     let w = windows.clone();
     let ctx = leakgate::load::LoadContext {
