@@ -367,7 +367,8 @@ impl Slot {
                 let raw = shared
                     .mix
                     .raw(i, job.seq, &mut self.rng, &mut self.buf, &mut self.raw);
-                within(timer, at, conn.exchange(raw, behaviour.abandon_after)).await
+                let head = prepared.is_head();
+                within(timer, at, conn.exchange(raw, head, behaviour.abandon_after)).await
             }
             Sender::Grpc(conn) => {
                 let (head, message) =

@@ -34,6 +34,13 @@ pub struct Prepared {
     pub behaviour: Behaviour,
 }
 
+impl Prepared {
+    /// True for a HEAD request, whose response never has a body.
+    pub fn is_head(&self) -> bool {
+        self.method == Method::HEAD
+    }
+}
+
 /// The fixed part of a gRPC call's head and the metadata templates filled per call.
 #[derive(Debug, Clone)]
 struct GrpcHead {
