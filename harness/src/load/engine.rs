@@ -364,11 +364,18 @@ impl Slot {
         let timer = self.timer.as_mut();
         let result = match &mut sender {
             Sender::Lean(conn) => {
-                let raw = shared
+                match shared
                     .mix
-                    .raw(i, job.seq, &mut self.rng, &mut self.buf, &mut self.raw);
-                let head = prepared.is_head();
-                within(timer, at, conn.exchange(raw, head, behaviour.abandon_after)).await
+                    .raw(i, job.seq, &mut self.rng, &mut self.buf, &mut self.raw)
+                {
+                    Ok(raw) => {
+                        let head = prepared.is_head();
+                        within(timer, at, conn.exchange(raw, head, behaviour.abandon_after)).await
+                    }
+                    // A templated value that is not valid HTTP: nothing was sent, the
+                    // connection stays.
+                    Err(_) => Some(super::http::done(Outcome::Error(ErrorKind::Other), 0)),
+                }
             }
             Sender::Grpc(conn) => {
                 let (head, message) =

@@ -1,4 +1,8 @@
 //! The request mix, compiled once from the plan: templates, weights, behaviours.
+//!
+//! Header values and paths are held to hyper's rules (`HeaderValue`, `Uri`) on the raw
+//! HTTP/1.1 path too, so a CR, LF or space from the plan never reaches the wire: static ones
+//! when the plan is compiled, templated ones per request.
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Uri};
@@ -116,9 +120,18 @@ impl Mix {
                 p.grpc = Some(m);
             } else if let Some(path) = p.path.as_static() {
                 let full = full_path(path, absolute, &scheme, &authority, &prefix);
-                p.static_uri = full.parse().ok();
+                match full.parse() {
+                    Ok(uri) => p.static_uri = Some(uri),
+                    Err(e) if plan.protocol != Protocol::Grpc => {
+                        return Err(LoadError::Plan(invalid_path(&r.name, &full, e)));
+                    }
+                    // A gRPC method checked without its descriptors: not a URI path yet.
+                    Err(_) => {}
+                }
             }
-            let fixed = p.path.as_static().is_some()
+            // Only the lean HTTP/1.1 client sends raw bytes.
+            let fixed = plan.protocol == Protocol::Http1
+                && p.path.as_static().is_some()
                 && p.headers.iter().all(|(_, t)| t.as_static().is_some())
                 && p.body.as_ref().is_none_or(|b| b.as_static().is_some());
             if fixed {
@@ -133,7 +146,8 @@ impl Mix {
                     &prefix,
                     &authority,
                     &mut raw,
-                );
+                )
+                .map_err(LoadError::Plan)?;
                 p.static_raw = Some(raw);
             }
             items.push(p);
@@ -207,11 +221,7 @@ impl Mix {
         block.clear();
         for (name, t) in &head.templated {
             t.fill(seq, rng, buf);
-            // The rule of `HeaderValue::from_str`, checked without building one; only a bad
-            // value is built, for its error.
-            if !buf.bytes().all(|b| (b >= 32 && b != 127) || b == b'\t') {
-                HeaderValue::from_str(buf).map_err(|e| invalid_value(name, buf, e))?;
-            }
+            check_value(name, buf)?;
             super::hpack::literal(block, None, name.as_str().as_bytes(), buf.as_bytes());
         }
         Ok((message, &head.fields))
@@ -245,7 +255,8 @@ impl Mix {
         &self.items[i]
     }
 
-    /// The raw HTTP/1.1 bytes of request `i` for arrival `seq` (prebuilt when fully static).
+    /// The raw HTTP/1.1 bytes of request `i` for arrival `seq` (prebuilt when fully static);
+    /// a templated header value or path that is not valid gives `build`'s error.
     pub fn raw<'a>(
         &'a self,
         i: usize,
@@ -253,13 +264,13 @@ impl Mix {
         rng: &mut SmallRng,
         buf: &mut String,
         out: &'a mut Vec<u8>,
-    ) -> &'a [u8] {
+    ) -> Result<&'a [u8], String> {
         let p = &self.items[i];
         if let Some(r) = &p.static_raw {
-            return r;
+            return Ok(r);
         }
-        write_raw(p, seq, rng, buf, &self.prefix, &self.authority, out);
-        out
+        write_raw(p, seq, rng, buf, &self.prefix, &self.authority, out)?;
+        Ok(out)
     }
 
     /// Builds request `i` for arrival `seq`; `buf` is scratch space reused across calls.
@@ -282,12 +293,7 @@ impl Mix {
                     &self.authority,
                     &self.prefix,
                 );
-                path.parse().map_err(|e| {
-                    format!(
-                        "request \"{}\": path \"{path}\" is not a valid URI: {e}",
-                        p.name
-                    )
-                })?
+                path.parse().map_err(|e| invalid_path(&p.name, &path, e))?
             }
         };
         let body = match (&p.static_body, &p.body) {
@@ -317,6 +323,26 @@ impl Mix {
 /// The error for a templated header value that is not a valid one.
 fn invalid_value(name: &HeaderName, value: &str, e: http::header::InvalidHeaderValue) -> String {
     format!("header {name}: \"{value}\" is not a valid value: {e}")
+}
+
+/// The error for a request target that is not a valid URI.
+fn invalid_path(request: &str, path: &str, e: http::uri::InvalidUri) -> String {
+    format!("request \"{request}\": path \"{path}\" is not a valid URI: {e}")
+}
+
+/// Checks `value` by the rule of `HeaderValue::from_str` without building one; only a bad
+/// value is built, for its error.
+fn check_value(name: &HeaderName, value: &str) -> Result<(), String> {
+    if !value.bytes().all(|b| (b >= 32 && b != 127) || b == b'\t') {
+        HeaderValue::from_str(value).map_err(|e| invalid_value(name, value, e))?;
+    }
+    Ok(())
+}
+
+/// True for a byte `Uri` takes as is in a path and in a query alike (not `#`, which starts
+/// a fragment `Uri` drops).
+fn plain_target_byte(b: u8) -> bool {
+    matches!(b, 0x21 | 0x24..=0x3B | 0x3D | 0x3F..=0x5F | 0x61..=0x7E)
 }
 
 /// The fixed gRPC headers of `p` (content type, `te`, deadline, static metadata).
@@ -382,7 +408,8 @@ fn hpack_fields(uri: &Uri, headers: &http::HeaderMap) -> Vec<super::hpack::Field
     f
 }
 
-/// Serialises one HTTP/1.1 request (origin-form target, Host, Content-Length) into `out`.
+/// Serialises one HTTP/1.1 request (origin-form target, Host, Content-Length) into `out`;
+/// a path or header value `build` would refuse gives its error, and nothing is sent.
 fn write_raw(
     p: &Prepared,
     seq: u64,
@@ -391,17 +418,29 @@ fn write_raw(
     prefix: &str,
     authority: &str,
     out: &mut Vec<u8>,
-) {
+) -> Result<(), String> {
     use std::io::Write;
     out.clear();
     p.path.fill(seq, rng, buf);
-    let _ = write!(
-        out,
-        "{} {prefix}{buf} HTTP/1.1\r\nHost: {authority}\r\n",
-        p.method
-    );
+    let _ = write!(out, "{} ", p.method);
+    // `Uri`'s length limit and first byte, and bytes it takes as they are: the common case,
+    // checked without parsing or allocating.
+    let plain = prefix.len() + buf.len() < usize::from(u16::MAX)
+        && (prefix.starts_with('/') || buf.starts_with('/'))
+        && buf.bytes().all(plain_target_byte);
+    if plain {
+        out.extend_from_slice(prefix.as_bytes());
+        out.extend_from_slice(buf.as_bytes());
+    } else {
+        // Anything else is parsed as `build` parses it: its error, or the target it sends.
+        let full = format!("{prefix}{buf}");
+        let uri: Uri = full.parse().map_err(|e| invalid_path(&p.name, &full, e))?;
+        let _ = write!(out, "{uri}");
+    }
+    let _ = write!(out, " HTTP/1.1\r\nHost: {authority}\r\n");
     for (name, t) in &p.headers {
         t.fill(seq, rng, buf);
+        check_value(name, buf)?;
         let _ = write!(out, "{name}: {buf}\r\n");
     }
     let body: &[u8] = match (&p.static_body, &p.body) {
@@ -417,6 +456,7 @@ fn write_raw(
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
+    Ok(())
 }
 
 /// The request target: origin-form for HTTP/1.1, absolute for HTTP/2 (its pseudo-headers).
@@ -445,7 +485,17 @@ fn prepare(r: &RequestSpec) -> Result<Prepared, LoadError> {
         let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
             LoadError::Plan(format!("request \"{}\": bad header name \"{k}\"", r.name))
         })?;
-        headers.push((name, t(v)?));
+        let value = t(v)?;
+        if let Some(v) = value.as_static() {
+            HeaderValue::from_str(v).map_err(|e| {
+                LoadError::Plan(format!(
+                    "request \"{}\": {}",
+                    r.name,
+                    invalid_value(&name, v, e)
+                ))
+            })?;
+        }
+        headers.push((name, value));
     }
     let body = r.body.as_deref().map(t).transpose()?;
     let static_body = body
@@ -465,4 +515,21 @@ fn prepare(r: &RequestSpec) -> Result<Prepared, LoadError> {
         grpc_head: None,
         behaviour: r.behaviour.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The quick check of `write_raw` never passes a target `build` would refuse or change.
+    #[test]
+    fn plain_target_bytes_are_taken_by_uri_as_they_are() {
+        for b in (0..=255u8).filter(|&b| plain_target_byte(b)) {
+            for target in [vec![b'/', b], vec![b'/', b'?', b]] {
+                let text = String::from_utf8(target).unwrap();
+                let uri: Uri = text.parse().unwrap_or_else(|e| panic!("{text:?}: {e}"));
+                assert_eq!(uri.to_string(), text);
+            }
+        }
+    }
 }
