@@ -175,3 +175,62 @@ fn a_bad_templated_value_is_an_error_outcome_and_never_sent() {
         String::from_utf8_lossy(&seen)
     );
 }
+
+/// The raw and the hyper targets of `path` against `base` over `protocol`.
+fn targets(protocol: Protocol, base: &str, path: &str) -> (String, String) {
+    let mut p = plan(protocol, path, &[]);
+    p.base_url = base.into();
+    let mix = Mix::new(&p, None).unwrap();
+    (raw_target(&mix).unwrap(), built_target(&mix).unwrap())
+}
+
+#[test]
+fn absolute_paths_of_the_base_origin_are_sent_as_they_are() {
+    let base = "http://127.0.0.1:8080/api/";
+    for path in [
+        "http://127.0.0.1:8080/x?q=1",
+        "HTTP://127.0.0.1:8080/x?q=1",
+        "http://127.0.0.1:8080/x?q={{rand_int 1 1}}",
+    ] {
+        // No base path before it: on the wire, and in hyper's origin-form.
+        let (raw, built) = targets(Protocol::Http1, base, path);
+        assert_eq!(
+            (raw.as_str(), built.as_str()),
+            ("/x?q=1", "/x?q=1"),
+            "{path}"
+        );
+        // HTTP/2: the base URL's origin and the path as given.
+        let (_, built) = targets(Protocol::Http2, base, path);
+        assert_eq!(built, "http://127.0.0.1:8080/x?q=1", "{path}");
+    }
+    // The default port is the same origin; no path is the root.
+    let (raw, built) = targets(
+        Protocol::Http1,
+        "http://localhost/api",
+        "http://localhost:80",
+    );
+    assert_eq!((raw.as_str(), built.as_str()), ("/", "/"));
+    // A plain path still goes under the base path.
+    let (raw, built) = targets(Protocol::Http1, base, "/x");
+    assert_eq!((raw.as_str(), built.as_str()), ("/api/x", "/api/x"));
+}
+
+#[test]
+fn absolute_paths_of_another_origin_are_plan_errors() {
+    for path in [
+        "http://127.0.0.1:9090/x",
+        "https://127.0.0.1:8080/x",
+        "http://example.com:8080/x",
+        "http://{{seq}}/x",
+    ] {
+        for protocol in [Protocol::Http1, Protocol::Http2] {
+            let m = plan_error(&plan(protocol, path, &[]));
+            assert!(
+                m.contains("request \"r\"")
+                    && m.contains("http://127.0.0.1:8080")
+                    && m.contains("give a path"),
+                "{m}"
+            );
+        }
+    }
+}

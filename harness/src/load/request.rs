@@ -4,6 +4,8 @@
 //! HTTP/1.1 path too, so a CR, LF or space from the plan never reaches the wire: static ones
 //! when the plan is compiled, templated ones per request.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Uri};
 use http_body_util::Full;
@@ -13,6 +15,9 @@ use rand::rngs::SmallRng;
 use super::LoadError;
 use super::template::Template;
 use crate::scenario::plan::{Behaviour, LoadPlan, Protocol, RequestSpec};
+use wire::{check_value, full_path, invalid_path, invalid_value, own_path, write_raw};
+
+mod wire;
 
 /// One compiled request kind.
 #[derive(Debug, Clone)]
@@ -21,6 +26,9 @@ pub struct Prepared {
     pub name: String,
     method: Method,
     path: Template,
+    /// The path was an absolute URL of the base URL's origin: the base URL's path does not
+    /// go before it.
+    rooted: bool,
     headers: Vec<(HeaderName, Template)>,
     body: Option<Template>,
     static_body: Option<Bytes>,
@@ -42,6 +50,11 @@ impl Prepared {
     /// True for a HEAD request, whose response never has a body.
     pub fn is_head(&self) -> bool {
         self.method == Method::HEAD
+    }
+
+    /// What goes before this request's path: the base URL's path `base`, unless rooted.
+    fn prefix<'a>(&self, base: &'a str) -> &'a str {
+        if self.rooted { "" } else { base }
     }
 }
 
@@ -79,10 +92,10 @@ impl Mix {
             .parse()
             .map_err(|e| LoadError::Plan(format!("base URL \"{}\": {e}", plan.base_url)))?;
         let scheme = base.scheme_str().unwrap_or("http").to_string();
-        let authority = base
-            .authority()
-            .ok_or_else(|| LoadError::Plan(format!("base URL \"{}\" has no host", plan.base_url)))?
-            .to_string();
+        let origin = base.authority().ok_or_else(|| {
+            LoadError::Plan(format!("base URL \"{}\" has no host", plan.base_url))
+        })?;
+        let authority = origin.to_string();
         let prefix = base.path().trim_end_matches('/').to_string();
         let mut items = Vec::new();
         let mut cumulative = Vec::new();
@@ -94,7 +107,14 @@ impl Mix {
         ))
         .unwrap_or(HeaderValue::from_static("10000m"));
         for r in &plan.requests {
-            let mut p = prepare(r)?;
+            let (path, rooted) = match plan.protocol {
+                // A gRPC method name, not a URL.
+                Protocol::Grpc => (Cow::from(r.path.as_str()), false),
+                _ => own_path(&r.path, &scheme, origin)
+                    .map_err(|e| LoadError::Plan(format!("request \"{}\": {e}", r.name)))?,
+            };
+            let mut p = prepare(r, &path)?;
+            p.rooted = rooted;
             if let Some(pool) = pool {
                 let m = super::grpc::method(pool, &r.path)?;
                 // Encode once now: a body that does not fit the message fails before the run.
@@ -119,7 +139,7 @@ impl Mix {
                 p.method = Method::POST;
                 p.grpc = Some(m);
             } else if let Some(path) = p.path.as_static() {
-                let full = full_path(path, absolute, &scheme, &authority, &prefix);
+                let full = full_path(path, absolute, &scheme, &authority, p.prefix(&prefix));
                 match full.parse() {
                     Ok(uri) => p.static_uri = Some(uri),
                     Err(e) if plan.protocol != Protocol::Grpc => {
@@ -143,7 +163,7 @@ impl Mix {
                     0,
                     &mut rng,
                     &mut String::new(),
-                    &prefix,
+                    p.prefix(&prefix),
                     &authority,
                     &mut raw,
                 )
@@ -269,7 +289,15 @@ impl Mix {
         if let Some(r) = &p.static_raw {
             return Ok(r);
         }
-        write_raw(p, seq, rng, buf, &self.prefix, &self.authority, out)?;
+        write_raw(
+            p,
+            seq,
+            rng,
+            buf,
+            p.prefix(&self.prefix),
+            &self.authority,
+            out,
+        )?;
         Ok(out)
     }
 
@@ -291,7 +319,7 @@ impl Mix {
                     self.absolute,
                     &self.scheme,
                     &self.authority,
-                    &self.prefix,
+                    p.prefix(&self.prefix),
                 );
                 path.parse().map_err(|e| invalid_path(&p.name, &path, e))?
             }
@@ -318,31 +346,6 @@ impl Mix {
         }
         Ok(req)
     }
-}
-
-/// The error for a templated header value that is not a valid one.
-fn invalid_value(name: &HeaderName, value: &str, e: http::header::InvalidHeaderValue) -> String {
-    format!("header {name}: \"{value}\" is not a valid value: {e}")
-}
-
-/// The error for a request target that is not a valid URI.
-fn invalid_path(request: &str, path: &str, e: http::uri::InvalidUri) -> String {
-    format!("request \"{request}\": path \"{path}\" is not a valid URI: {e}")
-}
-
-/// Checks `value` by the rule of `HeaderValue::from_str` without building one; only a bad
-/// value is built, for its error.
-fn check_value(name: &HeaderName, value: &str) -> Result<(), String> {
-    if !value.bytes().all(|b| (b >= 32 && b != 127) || b == b'\t') {
-        HeaderValue::from_str(value).map_err(|e| invalid_value(name, value, e))?;
-    }
-    Ok(())
-}
-
-/// True for a byte `Uri` takes as is in a path and in a query alike (not `#`, which starts
-/// a fragment `Uri` drops).
-fn plain_target_byte(b: u8) -> bool {
-    matches!(b, 0x21 | 0x24..=0x3B | 0x3D | 0x3F..=0x5F | 0x61..=0x7E)
 }
 
 /// The fixed gRPC headers of `p` (content type, `te`, deadline, static metadata).
@@ -408,69 +411,7 @@ fn hpack_fields(uri: &Uri, headers: &http::HeaderMap) -> Vec<super::hpack::Field
     f
 }
 
-/// Serialises one HTTP/1.1 request (origin-form target, Host, Content-Length) into `out`;
-/// a path or header value `build` would refuse gives its error, and nothing is sent.
-fn write_raw(
-    p: &Prepared,
-    seq: u64,
-    rng: &mut SmallRng,
-    buf: &mut String,
-    prefix: &str,
-    authority: &str,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
-    use std::io::Write;
-    out.clear();
-    p.path.fill(seq, rng, buf);
-    let _ = write!(out, "{} ", p.method);
-    // `Uri`'s length limit and first byte, and bytes it takes as they are: the common case,
-    // checked without parsing or allocating.
-    let plain = prefix.len() + buf.len() < usize::from(u16::MAX)
-        && (prefix.starts_with('/') || buf.starts_with('/'))
-        && buf.bytes().all(plain_target_byte);
-    if plain {
-        out.extend_from_slice(prefix.as_bytes());
-        out.extend_from_slice(buf.as_bytes());
-    } else {
-        // Anything else is parsed as `build` parses it: its error, or the target it sends.
-        let full = format!("{prefix}{buf}");
-        let uri: Uri = full.parse().map_err(|e| invalid_path(&p.name, &full, e))?;
-        let _ = write!(out, "{uri}");
-    }
-    let _ = write!(out, " HTTP/1.1\r\nHost: {authority}\r\n");
-    for (name, t) in &p.headers {
-        t.fill(seq, rng, buf);
-        check_value(name, buf)?;
-        let _ = write!(out, "{name}: {buf}\r\n");
-    }
-    let body: &[u8] = match (&p.static_body, &p.body) {
-        (Some(b), _) => b,
-        (None, Some(t)) => {
-            t.fill(seq, rng, buf);
-            buf.as_bytes()
-        }
-        (None, None) => b"",
-    };
-    if !body.is_empty() || !matches!(p.method, Method::GET | Method::HEAD) {
-        let _ = write!(out, "content-length: {}\r\n", body.len());
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
-    Ok(())
-}
-
-/// The request target: origin-form for HTTP/1.1, absolute for HTTP/2 (its pseudo-headers).
-fn full_path(path: &str, absolute: bool, scheme: &str, authority: &str, prefix: &str) -> String {
-    if path.starts_with("http://") || path.starts_with("https://") {
-        path.to_string()
-    } else if absolute {
-        format!("{scheme}://{authority}{prefix}{path}")
-    } else {
-        format!("{prefix}{path}")
-    }
-}
-
-fn prepare(r: &RequestSpec) -> Result<Prepared, LoadError> {
+fn prepare(r: &RequestSpec, path: &str) -> Result<Prepared, LoadError> {
     let t = |text: &str| {
         Template::compile(text).map_err(|e| LoadError::Plan(format!("request \"{}\": {e}", r.name)))
     };
@@ -504,7 +445,8 @@ fn prepare(r: &RequestSpec) -> Result<Prepared, LoadError> {
     Ok(Prepared {
         name: r.name.clone(),
         method,
-        path: t(&r.path)?,
+        path: t(path)?,
+        rooted: false,
         headers,
         body,
         static_body,
@@ -515,21 +457,4 @@ fn prepare(r: &RequestSpec) -> Result<Prepared, LoadError> {
         grpc_head: None,
         behaviour: r.behaviour.clone(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The quick check of `write_raw` never passes a target `build` would refuse or change.
-    #[test]
-    fn plain_target_bytes_are_taken_by_uri_as_they_are() {
-        for b in (0..=255u8).filter(|&b| plain_target_byte(b)) {
-            for target in [vec![b'/', b], vec![b'/', b'?', b]] {
-                let text = String::from_utf8(target).unwrap();
-                let uri: Uri = text.parse().unwrap_or_else(|e| panic!("{text:?}: {e}"));
-                assert_eq!(uri.to_string(), text);
-            }
-        }
-    }
 }
