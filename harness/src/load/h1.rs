@@ -229,6 +229,10 @@ impl H1Conn {
                         }
                         continue;
                     }
+                    // Bounded like the head: a server may not stream one endless line.
+                    if self.buf.len() > MAX_HEAD {
+                        return Err(ErrorKind::Protocol);
+                    }
                     self.fill().await?;
                 }
             }
