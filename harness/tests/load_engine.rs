@@ -110,6 +110,20 @@ fn whole_bodies_are_read_by_default() {
 }
 
 #[test]
+fn head_requests_end_at_the_head() {
+    let s = common::start();
+    // The server answers HEAD /small with its GET's content-length and no body.
+    let mut plan = common::plan(&s.url(""), "/small", Rate::Constant { rps: 100.0 }, 1.0, 2);
+    plan.requests[0].method = "HEAD".into();
+    plan.timeout = Duration::from_secs(1);
+    let (r, _) = common::run(&plan);
+    assert_eq!(r.status.get("2xx"), Some(&100), "{r:?}");
+    assert_eq!(r.bytes, 0);
+    // Each answer left its connection usable.
+    assert!(s.counters.accepted.load(Ordering::SeqCst) <= 2);
+}
+
+#[test]
 fn churn_opens_a_connection_per_request() {
     let s = common::start();
     let mut plan = common::plan(&s.url(""), "/small", Rate::Constant { rps: 200.0 }, 1.0, 4);

@@ -183,8 +183,11 @@ impl Conn {
         let grpc = mix.get(i).is_grpc();
         match self {
             Conn::H1(c) => {
-                let raw = mix.raw(i, seq, rng, &mut scratch.text, &mut scratch.bytes);
-                c.exchange(raw, abandon_after).await
+                let head = mix.get(i).is_head();
+                match mix.raw(i, seq, rng, &mut scratch.text, &mut scratch.bytes) {
+                    Ok(raw) => c.exchange(raw, head, abandon_after).await,
+                    Err(_) => unbuildable(),
+                }
             }
             Conn::H2Lean(c) => {
                 let (body, fields) =

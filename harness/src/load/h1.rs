@@ -3,7 +3,8 @@
 //! hyper's client hands every request through a channel to a connection task and reads once
 //! more after each response to look for the next; at 5 000 req/s that is most of the driver's
 //! CPU. Here one task owns the socket: one write per request, reads until the response is
-//! complete (by Content-Length or chunked framing), headers parsed with httparse.
+//! complete (by Content-Length or chunked framing), headers parsed with httparse. The caller
+//! says whether the request was a HEAD: its response has no body whatever its headers say.
 
 use super::conn::{Exchange, Io};
 use super::stats::{ErrorKind, Outcome};
@@ -42,9 +43,14 @@ impl H1Conn {
     }
 
     /// Writes `request` (head and body) and reads the response, stopping after
-    /// `abandon_after` body bytes if set.
-    pub async fn exchange(&mut self, request: &[u8], abandon_after: Option<u64>) -> Exchange {
-        let r = self.run(request, abandon_after).await;
+    /// `abandon_after` body bytes if set; `head` when the request's method is HEAD.
+    pub async fn exchange(
+        &mut self,
+        request: &[u8],
+        head: bool,
+        abandon_after: Option<u64>,
+    ) -> Exchange {
+        let r = self.run(request, head, abandon_after).await;
         match r {
             Ok(x) => {
                 self.open &= x.reusable;
@@ -64,6 +70,7 @@ impl H1Conn {
     async fn run(
         &mut self,
         request: &[u8],
+        head: bool,
         abandon_after: Option<u64>,
     ) -> Result<Exchange, ErrorKind> {
         if !self.buf.is_empty() {
@@ -72,12 +79,12 @@ impl H1Conn {
         }
         self.stream.write_all(request).await.map_err(io_kind)?;
         let (status, framing, keep_alive) = loop {
-            if let Some(head) = self.parse_head()? {
+            if let Some(parsed) = self.parse_head(head)? {
                 // 1xx (e.g. 100 Continue) precede the real answer.
-                if (100..200).contains(&head.0) && head.0 != 101 {
+                if (100..200).contains(&parsed.0) && parsed.0 != 101 {
                     continue;
                 }
-                break head;
+                break parsed;
             }
             if self.buf.len() > MAX_HEAD {
                 return Err(ErrorKind::Protocol);
@@ -106,7 +113,12 @@ impl H1Conn {
         super::conn::read_more(&mut self.stream, &mut self.buf).await
     }
 
-    fn parse_head(&mut self) -> Result<Option<(u16, Framing, bool)>, ErrorKind> {
+    /// Parses a response head if the buffer holds one: (status, body framing, keep-alive);
+    /// `head_request` when it answers a HEAD.
+    fn parse_head(
+        &mut self,
+        head_request: bool,
+    ) -> Result<Option<(u16, Framing, bool)>, ErrorKind> {
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut resp = httparse::Response::new(&mut headers);
         let len = match resp.parse(&self.buf) {
@@ -141,8 +153,14 @@ impl H1Conn {
                 }
             }
         }
-        if status == 204 || status == 304 || (100..200).contains(&status) {
+        // No body after a HEAD, a 204, a 304 or a 1xx, whatever the headers say (RFC 9112
+        // §6.3): waiting for one would hang the exchange until its timeout.
+        if head_request || status == 204 || status == 304 || (100..200).contains(&status) {
             framing = Framing::None;
+        }
+        if status == 101 {
+            // The connection now speaks another protocol.
+            keep_alive = false;
         }
         if matches!(framing, Framing::UntilClose) {
             keep_alive = false;
@@ -201,6 +219,10 @@ impl H1Conn {
                             return Ok((got, true));
                         }
                         continue;
+                    }
+                    // Bounded like the head: a server may not stream one endless line.
+                    if self.buf.len() > MAX_HEAD {
+                        return Err(ErrorKind::Protocol);
                     }
                     self.fill().await?;
                 }

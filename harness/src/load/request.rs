@@ -1,7 +1,14 @@
 //! The request mix, compiled once from the plan: templates, weights, behaviours, and each
 //! request kind in the form its client sends (raw HTTP/1.1 bytes, or an HTTP/2 head).
+//!
+//! Header values and paths are held to hyper's rules (`HeaderValue`, `Uri`) on every path, so
+//! a CR, LF or space from the plan never reaches the wire: static ones when the plan is
+//! compiled, templated ones per request.
 
 mod h2head;
+mod wire;
+
+use std::borrow::Cow;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
@@ -12,6 +19,7 @@ use super::LoadError;
 use super::template::Template;
 use crate::scenario::plan::{Behaviour, LoadPlan, Protocol, RequestSpec};
 use h2head::{H2Head, Origin};
+use wire::{invalid_path, invalid_value, own_path, write_raw};
 
 /// One compiled request kind.
 #[derive(Debug, Clone)]
@@ -20,6 +28,8 @@ pub struct Prepared {
     pub name: String,
     method: Method,
     path: Template,
+    /// The path is an absolute URL of the base URL's origin: sent without the base path.
+    rooted: bool,
     headers: Vec<(HeaderName, Template)>,
     body: Option<Template>,
     static_body: Option<Bytes>,
@@ -39,6 +49,16 @@ impl Prepared {
     /// True for a gRPC call.
     pub fn is_grpc(&self) -> bool {
         self.grpc.is_some()
+    }
+
+    /// True for a HEAD request, whose response never has a body.
+    pub fn is_head(&self) -> bool {
+        self.method == Method::HEAD
+    }
+
+    /// What goes before this request's path: the base URL's path `base`, unless rooted.
+    fn prefix<'a>(&self, base: &'a str) -> &'a str {
+        if self.rooted { "" } else { base }
     }
 }
 
@@ -64,10 +84,10 @@ impl Mix {
             .parse()
             .map_err(|e| LoadError::Plan(format!("base URL \"{}\": {e}", plan.base_url)))?;
         let scheme = base.scheme_str().unwrap_or("http").to_string();
-        let authority = base
-            .authority()
-            .ok_or_else(|| LoadError::Plan(format!("base URL \"{}\" has no host", plan.base_url)))?
-            .to_string();
+        let origin = base.authority().ok_or_else(|| {
+            LoadError::Plan(format!("base URL \"{}\" has no host", plan.base_url))
+        })?;
+        let authority = origin.to_string();
         let prefix = base.path().trim_end_matches('/').to_string();
         let mut items = Vec::new();
         let mut cumulative = Vec::new();
@@ -78,7 +98,14 @@ impl Mix {
         ))
         .unwrap_or(HeaderValue::from_static("10000m"));
         for r in &plan.requests {
-            let mut p = prepare(r)?;
+            let (path, rooted) = match plan.protocol {
+                // A gRPC method name, not a URL.
+                Protocol::Grpc => (Cow::from(r.path.as_str()), false),
+                _ => own_path(&r.path, &scheme, origin)
+                    .map_err(|e| LoadError::Plan(format!("request \"{}\": {e}", r.name)))?,
+            };
+            let mut p = prepare(r, &path)?;
+            p.rooted = rooted;
             if let Some(pool) = pool {
                 let m = super::grpc::method(pool, &r.path)?;
                 // Encode once now: a body that does not fit the message fails before the run.
@@ -116,7 +143,7 @@ impl Mix {
                 let origin = Origin {
                     scheme: &scheme,
                     authority: &authority,
-                    prefix: &prefix,
+                    prefix: p.prefix(&prefix),
                 };
                 p.h2 = Some(H2Head::new(
                     &r.name,
@@ -126,8 +153,15 @@ impl Mix {
                     &p.headers,
                     &origin,
                 )?);
+            } else if let Some(path) = p.path.as_static() {
+                let full = format!("{}{path}", p.prefix(&prefix));
+                if let Err(e) = full.parse::<Uri>() {
+                    return Err(LoadError::Plan(invalid_path(&r.name, &full, e)));
+                }
             }
-            let fixed = p.path.as_static().is_some()
+            // Only the own HTTP/1.1 client sends raw bytes.
+            let fixed = plan.protocol == Protocol::Http1
+                && p.path.as_static().is_some()
                 && p.headers.iter().all(|(_, t)| t.as_static().is_some())
                 && p.body.as_ref().is_none_or(|b| b.as_static().is_some());
             if fixed {
@@ -139,10 +173,11 @@ impl Mix {
                     0,
                     &mut rng,
                     &mut String::new(),
-                    &prefix,
+                    p.prefix(&prefix),
                     &authority,
                     &mut raw,
-                );
+                )
+                .map_err(LoadError::Plan)?;
                 p.static_raw = Some(raw);
             }
             items.push(p);
@@ -189,7 +224,7 @@ impl Mix {
     ) -> Result<(Bytes, &[super::hpack::Field]), String> {
         let body = self.body(i, seq, rng, buf)?;
         let head = self.h2_head(i)?;
-        head.literals(seq, rng, buf, &self.prefix, block)?;
+        head.literals(seq, rng, buf, self.items[i].prefix(&self.prefix), block)?;
         Ok((body, head.fields()))
     }
 
@@ -205,7 +240,7 @@ impl Mix {
         let origin = Origin {
             scheme: &self.scheme,
             authority: &self.authority,
-            prefix: &self.prefix,
+            prefix: self.items[i].prefix(&self.prefix),
         };
         let head = self.h2_head(i)?.request(seq, rng, buf, &origin)?;
         Ok((head, body))
@@ -260,13 +295,21 @@ impl Mix {
         rng: &mut SmallRng,
         buf: &mut String,
         out: &'a mut Vec<u8>,
-    ) -> &'a [u8] {
+    ) -> Result<&'a [u8], String> {
         let p = &self.items[i];
         if let Some(r) = &p.static_raw {
-            return r;
+            return Ok(r);
         }
-        write_raw(p, seq, rng, buf, &self.prefix, &self.authority, out);
-        out
+        write_raw(
+            p,
+            seq,
+            rng,
+            buf,
+            p.prefix(&self.prefix),
+            &self.authority,
+            out,
+        )?;
+        Ok(out)
     }
 }
 
@@ -283,44 +326,7 @@ fn grpc_headers(timeout: &HeaderValue) -> HeaderMap {
     h
 }
 
-/// Serialises one HTTP/1.1 request (origin-form target, Host, Content-Length) into `out`.
-fn write_raw(
-    p: &Prepared,
-    seq: u64,
-    rng: &mut SmallRng,
-    buf: &mut String,
-    prefix: &str,
-    authority: &str,
-    out: &mut Vec<u8>,
-) {
-    use std::io::Write;
-    out.clear();
-    p.path.fill(seq, rng, buf);
-    let _ = write!(
-        out,
-        "{} {prefix}{buf} HTTP/1.1\r\nHost: {authority}\r\n",
-        p.method
-    );
-    for (name, t) in &p.headers {
-        t.fill(seq, rng, buf);
-        let _ = write!(out, "{name}: {buf}\r\n");
-    }
-    let body: &[u8] = match (&p.static_body, &p.body) {
-        (Some(b), _) => b,
-        (None, Some(t)) => {
-            t.fill(seq, rng, buf);
-            buf.as_bytes()
-        }
-        (None, None) => b"",
-    };
-    if !body.is_empty() || !matches!(p.method, Method::GET | Method::HEAD) {
-        let _ = write!(out, "content-length: {}\r\n", body.len());
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
-}
-
-fn prepare(r: &RequestSpec) -> Result<Prepared, LoadError> {
+fn prepare(r: &RequestSpec, path: &str) -> Result<Prepared, LoadError> {
     let t = |text: &str| {
         Template::compile(text).map_err(|e| LoadError::Plan(format!("request \"{}\": {e}", r.name)))
     };
@@ -335,7 +341,17 @@ fn prepare(r: &RequestSpec) -> Result<Prepared, LoadError> {
         let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
             LoadError::Plan(format!("request \"{}\": bad header name \"{k}\"", r.name))
         })?;
-        headers.push((name, t(v)?));
+        let value = t(v)?;
+        if let Some(v) = value.as_static() {
+            HeaderValue::from_str(v).map_err(|e| {
+                LoadError::Plan(format!(
+                    "request \"{}\": {}",
+                    r.name,
+                    invalid_value(&name, v, e)
+                ))
+            })?;
+        }
+        headers.push((name, value));
     }
     let body = r.body.as_deref().map(t).transpose()?;
     let static_body = body
@@ -344,7 +360,8 @@ fn prepare(r: &RequestSpec) -> Result<Prepared, LoadError> {
     Ok(Prepared {
         name: r.name.clone(),
         method,
-        path: t(&r.path)?,
+        path: t(path)?,
+        rooted: false,
         headers,
         body,
         static_body,

@@ -583,7 +583,8 @@ impl<'a> Resolver<'a> {
                 return Err(self.err(
                     r.path.span(),
                     format!(
-                        "`path` must start with `/` (or be a full http:// URL), got \"{path}\""
+                        "`path` must start with `/` (or be a full http:// URL of the base \
+                         URL's origin), got \"{path}\""
                     ),
                 ));
             }

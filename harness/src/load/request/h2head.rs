@@ -7,6 +7,7 @@ use rand::rngs::SmallRng;
 use super::super::LoadError;
 use super::super::hpack::{self, Field, index};
 use super::super::template::Template;
+use super::wire::{check_value, invalid_value};
 
 /// A request kind's head for both HTTP/2 clients: `http` parts for the `h2` crate (`h2mux`),
 /// HPACK fields and literals for the own client (`h2lean`).
@@ -140,10 +141,7 @@ impl H2Head {
         }
         for (name, t) in &self.templated {
             t.fill(seq, rng, buf);
-            // The rule of `HeaderValue::from_str`; only a bad value is built, for its error.
-            if !buf.bytes().all(|b| (b >= 32 && b != 127) || b == b'\t') {
-                HeaderValue::from_str(buf).map_err(|e| invalid_value(name, buf, e))?;
-            }
+            check_value(name, buf)?;
             hpack::literal(block, None, name.as_str().as_bytes(), buf.as_bytes());
         }
         Ok(())
@@ -178,15 +176,6 @@ impl H2Head {
         }
         Ok(req)
     }
-}
-
-/// The error for a templated header value that is not a valid one.
-pub(super) fn invalid_value(
-    name: &HeaderName,
-    value: &str,
-    e: http::header::InvalidHeaderValue,
-) -> String {
-    format!("header {name}: \"{value}\" is not a valid value: {e}")
 }
 
 /// A filled path must be a request target: no spaces or control characters.
