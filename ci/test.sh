@@ -5,7 +5,8 @@
 # test.
 #   chromium       renders the HTML report headless (harness/tests/html_chromium.rs)
 #   libxml2-utils  xmllint, checks junit.xml against harness/schema/junit.xsd
-#   golang-go      builds targets/go/leaktarget (harness/tests/go_target.rs), standard library only
+#   golang-go      builds targets/go/leaktarget (harness/tests/go_target.rs) and the conformance
+#                  suite's HTTPS server (harness/tests/conformance/main.go), standard library only
 #   default-jdk-headless  a real JVM for the hsperfdata probe's test (probe::hsperf), and javac
 #                  and jcmd for targets/java/leaktarget (harness/tests/java_target.rs)
 #   heaptrack      records the native leak of rest-target (harness/tests/native_target.rs)

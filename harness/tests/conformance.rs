@@ -1,24 +1,30 @@
-//! Conformance of leakgate's load clients against a server this project did not write: nginx,
-//! started by the test on 127.0.0.1 and driven through the real `leakgate run` binary for one
-//! second at a few hundred requests per second. Every case checks summary.json (requests
-//! planned and completed, status classes, error kinds, body bytes) and what nginx saw: the
-//! requests it served, the connections they came on and the protocol.
+//! Conformance of leakgate's load clients against servers this project did not write: nginx
+//! and Go's net/http, each started by the test on 127.0.0.1 and driven through the real
+//! `leakgate run` binary for one second at a few hundred requests per second. Every case
+//! checks summary.json (requests planned and completed, status classes, error kinds, body
+//! bytes) and what the server saw: the requests it served, the connections they came on and
+//! (nginx) the protocol.
 //!
 //! What is proven, client by client:
 //! - the lean HTTP/1.1 client (plain `http://`): keep-alive (nginx sees no more connections
 //!   than slots), chunked bodies (nginx SSI output, counted decoded), HEAD, 204 and 304
 //!   answers without a body;
 //! - hyper's HTTP/2 client: h2c with prior knowledge and h2 by ALPN over TLS with a
-//!   self-signed certificate (`--insecure`); a server that allows 2 streams per connection
-//!   while leakgate opens 8 (no errors, the planned rate held).
+//!   self-signed certificate (`--insecure`) against nginx; a server that allows 2 streams per
+//!   connection while leakgate opens 8 (no errors, the planned rate held); against Go: trailers,
+//!   a 40 KiB response header block (HEADERS plus CONTINUATION frames), and a stream reset
+//!   mid-body, counted as `reset` errors while the connection carries on.
 //!
-//! The server: `conformance/nginx.conf` (nginx from PATH or /usr/sbin), one per test binary;
-//! nothing is downloaded. Without nginx a test prints SKIPPED, and fails when `CI` is set:
-//! `./ci/test.sh` installs Debian's nginx.
+//! The servers: `conformance/nginx.conf` (nginx from PATH or /usr/sbin) and
+//! `conformance/main.go` (built here with `go build`, standard library only, GOPROXY=off). One
+//! of each per test binary; nothing is downloaded. Without nginx or Go a test prints SKIPPED,
+//! and fails when `CI` is set: `./ci/test.sh` installs Debian's nginx and golang-go.
 
 mod procs;
 mod runs;
 
+#[path = "conformance/go.rs"]
+mod go;
 #[path = "conformance/nginx.rs"]
 mod nginx;
 #[path = "conformance/outcome.rs"]
@@ -204,5 +210,66 @@ fn nginx_h2c_stream_limit_below_client_streams() {
         (seen.requests, seen.connections),
         (1000, 1),
         "{case}: {seen:?}"
+    );
+}
+
+/// Flags of the Go cases: h2 by ALPN over TLS, 2 connections of 4 streams.
+const GO_FLAGS: &[&str] = &["-c", "2", "--http2", "--streams", "4", "--insecure"];
+
+/// Runs one Go case and checks that the server served every request on at most 2 connections.
+fn go_case(case: &str, path: &str, want: &Outcome, why: &str) {
+    let Some(server) = go::get(case) else { return };
+    let run = adhoc(case, &server.url(path, case), &args(GO_FLAGS));
+    let why = format!("{why}\nthe Go server's stderr:\n{}", server.log());
+    expect(case, &run, want, &why);
+    let (requests, connections) = server.seen(case);
+    assert_eq!(
+        requests, N,
+        "{case}: the Go server served {requests} requests"
+    );
+    assert!(
+        connections <= 2,
+        "{case}: the requests came on {connections} connections, leakgate was asked for 2: a \
+         stream's end or reset must not cost its connection"
+    );
+}
+
+#[test]
+fn go_h2_trailers() {
+    // "body before trailers\n", then a HEADERS frame with X-Checksum and X-Late.
+    go_case(
+        "go_h2_trailers",
+        "/trailers",
+        &Outcome::all(N, "2xx", 21),
+        "trailers after the body end the response normally",
+    );
+}
+
+#[test]
+fn go_h2_large_header_block() {
+    // 40 headers of 1 KiB: a header block of about 27 KiB encoded, more than one 16 KiB frame,
+    // so it arrives as HEADERS plus CONTINUATION; then "after big headers\n".
+    go_case(
+        "go_h2_large_header_block",
+        "/bigheaders",
+        &Outcome::all(N, "2xx", 18),
+        "a 200 whose 40 KiB header block spans CONTINUATION frames is a valid answer \
+         (RFC 9113 6.10); a client that announces a smaller SETTINGS_MAX_HEADER_LIST_SIZE \
+         than its servers send turns every such answer into an error",
+    );
+}
+
+#[test]
+fn go_h2_stream_reset_mid_body() {
+    // 4 KiB of body, then panic(http.ErrAbortHandler): RST_STREAM(INTERNAL_ERROR) on the
+    // stream, the connection left open.
+    go_case(
+        "go_h2_stream_reset_mid_body",
+        "/reset",
+        &Outcome::all_failed(N, "reset", 4096),
+        "a stream the server resets mid-body is an error of kind `reset`, as leakgate's gRPC \
+         clients count an RST_STREAM other than PROTOCOL_ERROR (the peer reset it; the answer \
+         was valid HTTP/2, not a `protocol` error); its 4 KiB read are counted, and the run \
+         and the connection go on",
     );
 }

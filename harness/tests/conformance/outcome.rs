@@ -40,6 +40,15 @@ impl Outcome {
         }
     }
 
+    /// `n` requests, each ended by an error of `kind` after `bytes_each` body bytes.
+    pub fn all_failed(n: u64, kind: &str, bytes_each: u64) -> Self {
+        Self {
+            status: BTreeMap::new(),
+            errors: BTreeMap::from([(kind.to_string(), n)]),
+            ..Self::all(n, "", bytes_each)
+        }
+    }
+
     /// Read from a finished run.
     pub fn of(run: &Run) -> Self {
         let load = &run.summary["load"];

@@ -1,14 +1,18 @@
 //! What the servers of the conformance suite share: finding the programs, a scratch folder,
-//! and stopping a server when the test binary exits.
+//! reading the line a server prints once it listens, and stopping it when the test binary
+//! exits.
 //!
 //! A server is started once per test binary (under nextest, once per test) and kept in a
 //! `OnceLock`, which is never dropped; a small `sh` reaper per server holds a pipe from this
 //! process and, once the pipe closes (the binary exited, however it ended, even killed), stops
 //! the server by its pid and removes its folder.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// The reapers' stdin pipes: open while this process lives.
 static REAPERS: Mutex<Vec<Child>> = Mutex::new(Vec::new());
@@ -50,6 +54,20 @@ pub fn scratch(name: &str) -> tempfile::TempDir {
         .unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
+}
+
+/// The first line `child` prints, within `limit`; `None` when it exits first or says nothing.
+/// The reader is handed back with the line: dropping it would close the server's stdout.
+pub fn first_line(child: &mut Child, limit: Duration) -> Option<(String, BufReader<ChildStdout>)> {
+    let out = child.stdout.take()?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(out);
+        let mut line = String::new();
+        let ok = r.read_line(&mut line).is_ok_and(|n| n > 0);
+        let _ = tx.send(ok.then(|| (line.trim().to_string(), r)));
+    });
+    rx.recv_timeout(limit).ok().flatten()
 }
 
 /// `program` on PATH, or at one of `also` (nginx lives in /usr/sbin, often not on a user's PATH).
