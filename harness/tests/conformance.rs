@@ -1,9 +1,9 @@
-//! Conformance of leakgate's load clients against servers this project did not write: nginx
-//! and Go's net/http, each started by the test on 127.0.0.1 and driven through the real
-//! `leakgate run` binary for one second at a few hundred requests per second. Every case
-//! checks summary.json (requests planned and completed, status classes, error kinds, body
-//! bytes) and what the server saw: the requests it served, the connections they came on and
-//! (nginx) the protocol.
+//! Conformance of leakgate's load clients against servers this project did not write: nginx,
+//! Go's net/http and Python's grpcio, each started by the test on 127.0.0.1 and driven through
+//! the real `leakgate run` binary for one second at a few hundred requests per second. Every
+//! case checks summary.json (requests planned and completed, status classes or gRPC codes,
+//! error kinds, body bytes) and, where the server can tell, what the server saw: the requests
+//! it served, the connections they came on and the protocol.
 //!
 //! What is proven, client by client:
 //! - the lean HTTP/1.1 client (plain `http://`): keep-alive (nginx sees no more connections
@@ -13,18 +13,25 @@
 //!   self-signed certificate (`--insecure`) against nginx; a server that allows 2 streams per
 //!   connection while leakgate opens 8 (no errors, the planned rate held); against Go: trailers,
 //!   a 40 KiB response header block (HEADERS plus CONTINUATION frames), and a stream reset
-//!   mid-body, counted as `reset` errors while the connection carries on.
+//!   mid-body, counted as `reset` errors while the connection carries on;
+//! - both gRPC clients, the own h2c client (`streams_per_connection = 1`) and the one on the
+//!   `h2` crate (8 streams), against grpcio limited to 2 concurrent streams: unary,
+//!   server-streaming and a trailers-only NOT_FOUND, with the same outcome from each.
 //!
-//! The servers: `conformance/nginx.conf` (nginx from PATH or /usr/sbin) and
-//! `conformance/main.go` (built here with `go build`, standard library only, GOPROXY=off). One
-//! of each per test binary; nothing is downloaded. Without nginx or Go a test prints SKIPPED,
-//! and fails when `CI` is set: `./ci/test.sh` installs Debian's nginx and golang-go.
+//! The servers: `conformance/nginx.conf` (nginx from PATH or /usr/sbin), `conformance/main.go`
+//! (built here with `go build`, standard library only, GOPROXY=off) and
+//! `conformance/grpc_server.py` (run in the venv of `targets/python/build.sh`, the .proto
+//! compiled at start by grpcio-tools). One of each per test binary; nothing is downloaded.
+//! Without nginx, Go or the venv a test prints SKIPPED, and fails when `CI` is set:
+//! `./ci/test.sh` installs Debian's nginx and golang-go and makes the venv.
 
 mod procs;
 mod runs;
 
 #[path = "conformance/go.rs"]
 mod go;
+#[path = "conformance/grpc.rs"]
+mod grpc;
 #[path = "conformance/nginx.rs"]
 mod nginx;
 #[path = "conformance/outcome.rs"]
@@ -270,5 +277,83 @@ fn go_h2_stream_reset_mid_body() {
          clients count an RST_STREAM other than PROTOCOL_ERROR (the peer reset it; the answer \
          was valid HTTP/2, not a `protocol` error); its 4 KiB read are counted, and the run \
          and the connection go on",
+    );
+}
+
+/// Calls per second of the gRPC cases. Arrivals are Poisson and grpcio holds each call 2 ms, so
+/// on the one connection of 8 streams more calls than grpcio's limit of 2 want to be in flight
+/// many times a second, and its limit is exercised, not just announced.
+const GRPC_RATE: u64 = 400;
+
+/// Runs `method` with `body` on both gRPC clients and expects `want(n)` from each, `n` being the
+/// calls planned (Poisson: about GRPC_RATE, the same for both runs): 8 connections of 1 stream
+/// (the own h2c client) and 1 connection of 8 streams (the `h2` crate).
+fn grpc_case(case: &str, method: &str, body: &str, want: impl Fn(u64) -> Outcome, what: &str) {
+    let Some(server) = grpc::get(case) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let runs: Vec<Run> = [(8, 1), (1, 8)]
+        .into_iter()
+        .map(|slots| {
+            let name = format!("{case}_streams_{}", slots.1);
+            let path = server.scenario(dir.path(), &name, method, body, slots, GRPC_RATE);
+            outcome::scenario_file(&name, &path)
+        })
+        .collect();
+    let got: Vec<Outcome> = runs.iter().map(Outcome::of).collect();
+    let n = got[0].planned;
+    assert!(
+        n.abs_diff(GRPC_RATE) <= GRPC_RATE / 10,
+        "{case}: {n} calls planned for 1 s at {GRPC_RATE}/s"
+    );
+    assert_eq!(
+        got,
+        [want(n), want(n)],
+        "{case}: {what}; grpcio allows 2 concurrent streams per connection and refuses more \
+         with RST_STREAM(REFUSED_STREAM) (never processed, safe to retry: RFC 9113 8.7). \
+         Both clients must give the expected outcome (right): streams_per_connection = 1 \
+         (leakgate's own h2c client, 8 connections) first, = 8 (the h2 crate, 1 connection) \
+         second.\nstreams 1:\n{}\nstreams 8:\n{}\ngrpcio's stderr:\n{}",
+        report(&runs[0]),
+        report(&runs[1]),
+        server.log()
+    );
+}
+
+#[test]
+fn grpc_unary() {
+    // GetReply {hit: true, size: 7}: 4 bytes, plus the 5-byte message prefix.
+    grpc_case(
+        "grpc_unary",
+        "Get",
+        r#"{"key": "present"}"#,
+        |n| Outcome::all(n, "OK", 9).messages(1.0),
+        "every unary call ends OK with one 9-byte message",
+    );
+}
+
+#[test]
+fn grpc_server_streaming() {
+    // Three WatchEvents {key: "k", seq: 1..3}: 5 bytes each plus the prefix.
+    grpc_case(
+        "grpc_server_streaming",
+        "Watch",
+        r#"{"key": "k"}"#,
+        |n| Outcome::all(n, "OK", 30).messages(3.0),
+        "every Watch call ends OK after three 10-byte messages",
+    );
+}
+
+#[test]
+fn grpc_trailers_only_not_found() {
+    // context.abort(NOT_FOUND) before any message: grpcio answers trailers-only (grpc-status
+    // in the one HEADERS frame, END_STREAM set).
+    grpc_case(
+        "grpc_trailers_only_not_found",
+        "Get",
+        r#"{"key": "missing"}"#,
+        |n| Outcome::all(n, "NOT_FOUND", 0).messages(0.0),
+        "a trailers-only answer is a call that ended with its status (NOT_FOUND), no message",
     );
 }

@@ -1,5 +1,5 @@
-//! One `leakgate run URL` through the real binary and what its summary.json says about the
-//! load, in a form a case compares with what it expects.
+//! One `leakgate run` through the real binary (an ad-hoc URL run or a scenario file) and what
+//! its summary.json says about the load, in a form a case compares with what it expects.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,19 +11,21 @@ use crate::runs::scenario::{self, Run};
 const COMMON: &[&str] = &["--threads", "1", "--timeout", "2s"];
 
 /// What a run did, as summary.json tells it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct Outcome {
     /// leakgate's exit code (0: the load ran as planned; 4: it fell behind).
     pub exit: i32,
     pub planned: u64,
     pub completed: u64,
     pub dropped: u64,
-    /// Responses by HTTP status class (`2xx`, `3xx`).
+    /// Responses by HTTP status class (`2xx`) or gRPC code name (`OK`, `NOT_FOUND`).
     pub status: BTreeMap<String, u64>,
     /// Requests that got no response, by kind (`reset`, `protocol`, `timeout`, ...).
     pub errors: BTreeMap<String, u64>,
-    /// Body bytes read.
+    /// Body bytes read (gRPC: the length-prefixed messages).
     pub bytes: u64,
+    /// gRPC: response messages per call.
+    pub messages_per_call: Option<f64>,
 }
 
 impl Outcome {
@@ -37,6 +39,7 @@ impl Outcome {
             status: BTreeMap::from([(status.to_string(), n)]),
             errors: BTreeMap::new(),
             bytes: n * bytes_each,
+            messages_per_call: None,
         }
     }
 
@@ -46,6 +49,14 @@ impl Outcome {
             status: BTreeMap::new(),
             errors: BTreeMap::from([(kind.to_string(), n)]),
             ..Self::all(n, "", bytes_each)
+        }
+    }
+
+    /// The same with `messages` response messages per gRPC call.
+    pub fn messages(self, messages: f64) -> Self {
+        Self {
+            messages_per_call: Some(messages),
+            ..self
         }
     }
 
@@ -73,6 +84,7 @@ impl Outcome {
             status: map("status"),
             errors: map("errors"),
             bytes: n("bytes"),
+            messages_per_call: load["messages_per_stream"].as_f64(),
         }
     }
 }
@@ -82,6 +94,11 @@ pub fn adhoc(case: &str, url: &str, args: &[&str]) -> Run {
     let mut extra = args.to_vec();
     extra.extend_from_slice(COMMON);
     scenario::run(case, Path::new(url), &extra)
+}
+
+/// `leakgate run SCENARIO.toml`.
+pub fn scenario_file(case: &str, path: &Path) -> Run {
+    scenario::run(case, path, &[])
 }
 
 /// The load part of a run's terminal output, for failure messages.
