@@ -5,10 +5,15 @@
 # test.
 #   chromium       renders the HTML report headless (harness/tests/html_chromium.rs)
 #   libxml2-utils  xmllint, checks junit.xml against harness/schema/junit.xsd
-#   golang-go      builds targets/go/leaktarget (harness/tests/go_target.rs), standard library only
+#   golang-go      builds targets/go/leaktarget (harness/tests/go_target.rs) and the conformance
+#                  suite's HTTPS server (harness/tests/conformance/main.go), standard library only
 #   default-jdk-headless  a real JVM for the hsperfdata probe's test (probe::hsperf), and javac
 #                  and jcmd for targets/java/leaktarget (harness/tests/java_target.rs)
 #   heaptrack      records the native leak of rest-target (harness/tests/native_target.rs)
+#   nginx          a server this project did not write, for the load clients' conformance cases
+#                  (harness/tests/conformance.rs: keep-alive, chunked, HEAD/204/304, h2c, h2 over
+#                  TLS, a low stream limit); the test runs its own nginx on free ports (not the
+#                  package's service). Debian puts it in /usr/sbin, off a user's PATH.
 # Where they cannot be installed those tests fail when CI is set (to any value), naming the
 # missing program; without CI they print SKIPPED and pass. Nothing else is fetched.
 set -euo pipefail
@@ -20,6 +25,7 @@ command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
 command -v go >/dev/null 2>&1 || need+=(golang-go)
 command -v java >/dev/null 2>&1 || need+=(default-jdk-headless)
 command -v heaptrack_print >/dev/null 2>&1 || need+=(heaptrack)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=()
   [ "$(id -u)" = 0 ] || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null && sudo=(sudo -n); }
