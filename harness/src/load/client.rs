@@ -22,9 +22,12 @@ use super::h1::H1Conn;
 use super::h2lean::{self, H2Lean};
 use super::h2mux::H2Mux;
 use super::request::Mix;
-use super::stats::{ErrorKind, StreamStats};
+use super::stats::{ErrorKind, Outcome, StreamStats};
 use super::tls;
 use crate::scenario::plan::{LoadPlan, Protocol};
+
+/// Times a request on a shared connection is sent when the server refuses its stream.
+const REFUSED_RETRIES: u32 = 8;
 
 /// The client a plan runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,11 +206,26 @@ impl Conn {
                 c.send(head, &body, grpc, abandon_after, stream).await
             }
             Conn::H2Mux(c) => {
-                let (head, body) = match mix.h2_request(i, seq, rng, &mut scratch.text) {
-                    Ok(x) => x,
-                    Err(_) => return unbuildable(),
-                };
-                c.send(head, body, grpc, abandon_after, stream).await
+                // A refused stream was not processed (RFC 9113 8.7): sent again, a bounded
+                // number of times. A new connection opens streams before the server's
+                // SETTINGS say how many it takes; by the retry the limit is known.
+                let mut x = conn::failed(ErrorKind::Refused);
+                for attempt in 0..REFUSED_RETRIES {
+                    if attempt > 0 {
+                        // The server still counts streams it has just closed: a moment's wait,
+                        // growing, within the request's own timeout.
+                        tokio::time::sleep(std::time::Duration::from_millis(1 << attempt)).await;
+                    }
+                    let (head, body) = match mix.h2_request(i, seq, rng, &mut scratch.text) {
+                        Ok(x) => x,
+                        Err(_) => return unbuildable(),
+                    };
+                    x = c.send(head, body, grpc, abandon_after, stream).await;
+                    if x.outcome != Outcome::Error(ErrorKind::Refused) || !c.is_open() {
+                        break;
+                    }
+                }
+                x
             }
         }
     }
