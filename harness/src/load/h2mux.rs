@@ -109,14 +109,15 @@ impl H2Mux {
             Err(e) => return failed(classify(&e)),
         };
         let status = response.status().as_u16();
-        if !grpc {
-            return rest_body(response.into_body(), status, abandon_after).await;
-        }
-        if status != 200 {
+        if grpc && status != 200 {
             return done(Outcome::Http(status), 0);
         }
-        // A trailers-only answer carries the status in the headers.
-        let mut code = status_of(response.headers());
+        // A gRPC trailers-only answer carries the status in the headers.
+        let mut code = if grpc {
+            status_of(response.headers())
+        } else {
+            None
+        };
         let mut body = response.into_body();
         let mut counter = FrameCounter::default();
         let mut bytes = 0u64;
@@ -128,47 +129,39 @@ impl H2Mux {
             // Hand the window back at once: the data is consumed here.
             let _ = body.flow_control().release_capacity(chunk.len());
             bytes += chunk.len() as u64;
-            counter.feed(&chunk);
-            stream.messages = counter.messages;
-            if counter.messages > 0 && stream.first_at.is_none() {
-                stream.first_at = Some(tokio::time::Instant::now());
-            }
-            if abandon_after.is_some_and(|n| counter.messages >= n) {
-                return done(Outcome::Grpc(0), bytes);
+            // Enough read: gRPC counts response messages, REST body bytes.
+            let read = if grpc {
+                counter.feed(&chunk);
+                stream.messages = counter.messages;
+                if counter.messages > 0 && stream.first_at.is_none() {
+                    stream.first_at = Some(tokio::time::Instant::now());
+                }
+                counter.messages
+            } else {
+                bytes
+            };
+            if abandon_after.is_some_and(|n| read >= n) {
+                let outcome = if grpc {
+                    Outcome::Grpc(0)
+                } else {
+                    Outcome::Http(status)
+                };
+                return done(outcome, bytes);
             }
         }
         match body.trailers().await {
-            Ok(Some(t)) => code = status_of(&t).or(code),
-            Ok(None) => {}
+            Ok(Some(t)) if grpc => code = status_of(&t).or(code),
+            Ok(_) => {}
             Err(e) => return done(Outcome::Error(classify(&e)), bytes),
         }
         // Both directions have ended: keeping the handles sends nothing and holds no window.
         self.parked = Some((body, body_tx));
-        done(
-            code.map_or(Outcome::Error(ErrorKind::Protocol), Outcome::Grpc),
-            bytes,
-        )
-    }
-}
-
-/// Reads a REST response's body (to its end, or `abandon_after` bytes).
-async fn rest_body(mut body: RecvStream, status: u16, abandon_after: Option<u64>) -> Exchange {
-    let mut bytes = 0u64;
-    while let Some(chunk) = body.data().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => return done(Outcome::Error(classify(&e)), bytes),
+        let outcome = if grpc {
+            code.map_or(Outcome::Error(ErrorKind::Protocol), Outcome::Grpc)
+        } else {
+            Outcome::Http(status)
         };
-        let _ = body.flow_control().release_capacity(chunk.len());
-        bytes += chunk.len() as u64;
-        if abandon_after.is_some_and(|n| bytes >= n) {
-            return done(Outcome::Http(status), bytes);
-        }
-    }
-    // Trailers end the stream; a REST exchange's outcome is its status.
-    match body.trailers().await {
-        Ok(_) => done(Outcome::Http(status), bytes),
-        Err(e) => done(Outcome::Error(classify(&e)), bytes),
+        done(outcome, bytes)
     }
 }
 

@@ -151,10 +151,12 @@ impl H2Lean {
                     call.send_window += inc;
                     if call.send_window > wire::MAX_WINDOW {
                         // A stream error (RFC 9113 6.9.1): that stream ends, not the connection.
-                        wire::rst_stream(&mut self.out, call.id, code::FLOW_CONTROL_ERROR);
-                        self.active = 0;
-                        call.id = 0;
-                        return Ok(Some(done(Outcome::Error(ErrorKind::Protocol), call.bytes)));
+                        let outcome = Outcome::Error(ErrorKind::Protocol);
+                        return Ok(Some(self.end(
+                            call,
+                            outcome,
+                            Some(code::FLOW_CONTROL_ERROR),
+                        )));
                     }
                 }
                 Ok(None)
@@ -317,8 +319,14 @@ impl H2Lean {
 
     /// Ends the call; a stream still open in either direction is reset.
     fn finish(&mut self, call: &mut Call<'_>, outcome: Outcome, remote_ended: bool) -> Exchange {
-        if !remote_ended || !call.end_sent {
-            wire::rst_stream(&mut self.out, call.id, code::CANCEL);
+        let open = !remote_ended || !call.end_sent;
+        self.end(call, outcome, open.then_some(code::CANCEL))
+    }
+
+    /// Ends the call, resetting its stream with error code `reset` when given.
+    fn end(&mut self, call: &mut Call<'_>, outcome: Outcome, reset: Option<u32>) -> Exchange {
+        if let Some(error) = reset {
+            wire::rst_stream(&mut self.out, call.id, error);
         }
         self.active = 0;
         call.id = 0;
