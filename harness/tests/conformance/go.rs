@@ -3,11 +3,11 @@
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdout, Command, Stdio};
+use std::process::{ChildStdout, Command};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::servers::{first_line, log_tail, scratch, stop_at_exit, support_dir};
+use crate::servers::{Announced, log_tail, scratch, start_announced, support_dir};
 
 /// A running Go server.
 pub struct GoServer {
@@ -99,27 +99,14 @@ fn start(version: String) -> GoServer {
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
     std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
     std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
-    let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
-    let mut child = Command::new(&bin)
-        .arg("-cert")
+    let mut cmd = Command::new(&bin);
+    cmd.arg("-cert")
         .arg(dir.join("cert.pem"))
         .arg("-key")
-        .arg(dir.join("key.pem"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let dir = scratch.keep();
-    stop_at_exit(child.id(), &dir);
+        .arg(dir.join("key.pem"));
     // "listening tls=PORT admin=PORT", printed once both listeners are bound.
-    let Some((line, stdout)) = first_line(&mut child, Duration::from_secs(30)) else {
-        let _ = child.kill();
-        panic!(
-            "the Go server did not say it listens within 30 s:\n{}",
-            log_tail(&dir.join("stderr.log"), 20)
-        );
-    };
+    let Announced { dir, line, stdout } =
+        start_announced(cmd, scratch, "the Go server", Duration::from_secs(30), 20);
     let port = |k: &str| -> u16 {
         line.split_whitespace()
             .find_map(|f| f.strip_prefix(&format!("{k}=")))

@@ -4,13 +4,13 @@
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdout, Command, Stdio};
+use std::process::{ChildStdout, Command};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use leakgate::scenario::placeholders::default_python_dir;
 
-use crate::servers::{first_line, log_tail, scratch, stop_at_exit, support_dir};
+use crate::servers::{Announced, log_tail, scratch, start_announced, support_dir};
 
 /// A running grpcio server.
 pub struct GrpcServer {
@@ -60,28 +60,18 @@ pub fn get(test: &str) -> Option<&'static GrpcServer> {
 }
 
 fn start(python: &Path, version: String) -> GrpcServer {
-    let scratch = scratch("grpc");
-    let dir = scratch.path().to_path_buf();
-    let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
-    let mut child = Command::new(python)
-        .arg("-u")
+    let mut cmd = Command::new(python);
+    cmd.arg("-u")
         .arg(support_dir().join("grpc_server.py"))
-        .arg(proto_root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let dir = scratch.keep();
-    stop_at_exit(child.id(), &dir);
+        .arg(proto_root());
     // "listening PORT", printed once the server serves.
-    let Some((line, stdout)) = first_line(&mut child, Duration::from_secs(60)) else {
-        let _ = child.kill();
-        panic!(
-            "the grpcio server did not say it listens within 60 s:\n{}",
-            log_tail(&dir.join("stderr.log"), 30)
-        );
-    };
+    let Announced { dir, line, stdout } = start_announced(
+        cmd,
+        scratch("grpc"),
+        "the grpcio server",
+        Duration::from_secs(60),
+        30,
+    );
     let port = line
         .strip_prefix("listening ")
         .and_then(|p| p.parse().ok())

@@ -70,6 +70,49 @@ pub fn first_line(child: &mut Child, limit: Duration) -> Option<(String, BufRead
     rx.recv_timeout(limit).ok().flatten()
 }
 
+/// A started server: its folder (kept until the test binary exits), the line it printed once it
+/// listens, and the reader of its stdout (held open: dropping it would close the server's
+/// stdout).
+pub struct Announced {
+    /// The server's folder.
+    pub dir: PathBuf,
+    /// The first line it printed.
+    pub line: String,
+    /// Its stdout, after that line.
+    pub stdout: BufReader<ChildStdout>,
+}
+
+/// Spawns `cmd` with its stderr in `scratch`'s `stderr.log`, has it stopped when this process
+/// exits, and waits up to `limit` for the first line it prints; panics naming `what` with the
+/// last `tail` lines of its log when none comes.
+pub fn start_announced(
+    mut cmd: Command,
+    scratch: tempfile::TempDir,
+    what: &str,
+    limit: Duration,
+    tail: usize,
+) -> Announced {
+    let log = scratch.path().join("stderr.log");
+    let stderr = std::fs::File::create(&log).unwrap();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let dir = scratch.keep();
+    stop_at_exit(child.id(), &dir);
+    let Some((line, stdout)) = first_line(&mut child, limit) else {
+        let _ = child.kill();
+        panic!(
+            "{what} did not say it listens within {} s:\n{}",
+            limit.as_secs(),
+            log_tail(&log, tail)
+        );
+    };
+    Announced { dir, line, stdout }
+}
+
 /// `program` on PATH, or at one of `also` (nginx lives in /usr/sbin, often not on a user's PATH).
 pub fn find_program(program: &str, also: &[&str]) -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH").and_then(|p| {
