@@ -19,7 +19,7 @@ use super::LoadError;
 use super::template::Template;
 use crate::scenario::plan::{Behaviour, LoadPlan, Protocol, RequestSpec};
 use h2head::{H2Head, Origin};
-use wire::{invalid_path, invalid_value, own_path, write_raw};
+use wire::{invalid_value, own_path, parsed_target, write_raw};
 
 /// One compiled request kind.
 #[derive(Debug, Clone)]
@@ -155,9 +155,7 @@ impl Mix {
                 )?);
             } else if let Some(path) = p.path.as_static() {
                 let full = format!("{}{path}", p.prefix(&prefix));
-                if let Err(e) = full.parse::<Uri>() {
-                    return Err(LoadError::Plan(invalid_path(&r.name, &full, e)));
-                }
+                parsed_target(&r.name, full.as_bytes()).map_err(LoadError::Plan)?;
             }
             // Only the own HTTP/1.1 client sends raw bytes.
             let fixed = plan.protocol == Protocol::Http1

@@ -7,12 +7,14 @@ use rand::rngs::SmallRng;
 use super::super::LoadError;
 use super::super::hpack::{self, Field, index};
 use super::super::template::Template;
-use super::wire::{check_value, invalid_value};
+use super::wire::{check_value, invalid_path, invalid_value, parsed_target};
 
 /// A request kind's head for both HTTP/2 clients: `http` parts for the `h2` crate (`h2mux`),
 /// HPACK fields and literals for the own client (`h2lean`).
 #[derive(Debug, Clone)]
 pub(super) struct H2Head {
+    /// The request's name, for errors.
+    name: String,
     /// The absolute URI when the path has no template.
     uri: Option<Uri>,
     method: Method,
@@ -64,14 +66,21 @@ impl H2Head {
                 None => templated.push((h.clone(), t.clone())),
             }
         }
-        let static_path = path.as_static().map(|p| format!("{}{p}", origin.prefix));
-        let uri =
-            match &static_path {
-                Some(p) => Some(absolute(origin, p).map_err(|e| {
-                    LoadError::Plan(format!("request \"{name}\": path \"{p}\": {e}"))
-                })?),
-                None => None,
-            };
+        // The same target rules as the raw HTTP/1.1 path (`wire::parsed_target`).
+        let static_path = match path.as_static() {
+            Some(p) => {
+                let full = format!("{}{p}", origin.prefix);
+                let target = parsed_target(name, full.as_bytes()).map_err(LoadError::Plan)?;
+                Some(target.unwrap_or(full))
+            }
+            None => None,
+        };
+        let uri = match &static_path {
+            Some(p) => {
+                Some(absolute(origin, p).map_err(|e| LoadError::Plan(invalid_path(name, p, e)))?)
+            }
+            None => None,
+        };
         let mut fields = vec![
             method_field(&method),
             Field::Static(if origin.scheme == "https" {
@@ -105,6 +114,7 @@ impl H2Head {
             }
         }
         Ok(Self {
+            name: name.to_string(),
             uri,
             method,
             headers: all,
@@ -133,10 +143,11 @@ impl H2Head {
         block.clear();
         if let Some(t) = &self.path {
             t.fill(seq, rng, buf);
-            check_path(buf)?;
             // The base URL's path first; `buf` is reused, so this does not allocate.
             buf.insert_str(0, prefix);
-            hpack::literal(block, Some(index::PATH), b":path", buf.as_bytes());
+            let parsed = parsed_target(&self.name, buf.as_bytes())?;
+            let target = parsed.as_deref().unwrap_or(buf);
+            hpack::literal(block, Some(index::PATH), b":path", target.as_bytes());
             block.extend_from_slice(&self.tail);
         }
         for (name, t) in &self.templated {
@@ -160,8 +171,9 @@ impl H2Head {
             (None, Some(t)) => {
                 t.fill(seq, rng, buf);
                 buf.insert_str(0, origin.prefix);
-                absolute(origin, buf)
-                    .map_err(|e| format!("path \"{buf}\" is not a valid URI: {e}"))?
+                let parsed = parsed_target(&self.name, buf.as_bytes())?;
+                let target = parsed.as_deref().unwrap_or(buf);
+                absolute(origin, target).map_err(|e| invalid_path(&self.name, target, e))?
             }
             (None, None) => return Err("a request without a path".into()),
         };
@@ -175,18 +187,6 @@ impl H2Head {
             req.headers_mut().append(name.clone(), v);
         }
         Ok(req)
-    }
-}
-
-/// A filled path must be a request target: no spaces or control characters.
-fn check_path(path: &str) -> Result<(), String> {
-    if path.bytes().all(|b| b > 32 && b != 127) {
-        Ok(())
-    } else {
-        Err(format!(
-            "path \"{}\" is not a valid request target (spaces or control characters)",
-            path.escape_debug()
-        ))
     }
 }
 

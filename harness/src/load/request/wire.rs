@@ -54,19 +54,12 @@ pub(super) fn write_raw(
     out.clear();
     p.path.fill(seq, rng, buf);
     let _ = write!(out, "{} ", p.method);
-    // `Uri`'s length limit and first byte, and bytes it takes as they are: the common case,
-    // checked without parsing or allocating.
-    let plain = prefix.len() + buf.len() < usize::from(u16::MAX)
-        && (prefix.starts_with('/') || buf.starts_with('/'))
-        && buf.bytes().all(plain_target_byte);
-    if plain {
-        out.extend_from_slice(prefix.as_bytes());
-        out.extend_from_slice(buf.as_bytes());
-    } else {
-        // Anything else is parsed as `build` parses it: its error, or the target it sends.
-        let full = format!("{prefix}{buf}");
-        let uri: Uri = full.parse().map_err(|e| invalid_path(&p.name, &full, e))?;
-        let _ = write!(out, "{uri}");
+    let at = out.len();
+    out.extend_from_slice(prefix.as_bytes());
+    out.extend_from_slice(buf.as_bytes());
+    if let Some(t) = parsed_target(&p.name, &out[at..])? {
+        out.truncate(at);
+        out.extend_from_slice(t.as_bytes());
     }
     let _ = write!(out, " HTTP/1.1\r\nHost: {authority}\r\n");
     for (name, t) in &p.headers {
@@ -88,6 +81,23 @@ pub(super) fn write_raw(
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
     Ok(())
+}
+
+/// A request target (`prefix` and path, origin-form) by `Uri`'s rules, for every client:
+/// `None` when it goes out as it is, which is the common case, checked without parsing or
+/// allocating (`Uri`'s length limit and first byte, and bytes it takes as they are); else the
+/// target as `Uri` parses it, or its error naming `request`.
+pub(super) fn parsed_target(request: &str, target: &[u8]) -> Result<Option<String>, String> {
+    let plain = target.len() < usize::from(u16::MAX)
+        && target.first() == Some(&b'/')
+        && target.iter().all(|&b| plain_target_byte(b));
+    if plain {
+        return Ok(None);
+    }
+    // Built from `&str` pieces, so always UTF-8.
+    let full = String::from_utf8_lossy(target);
+    let uri: Uri = full.parse().map_err(|e| invalid_path(request, &full, e))?;
+    Ok(Some(uri.to_string()))
 }
 
 /// The path to compile for the plan's `path`, and whether it is rooted: an absolute URL of
