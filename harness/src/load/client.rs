@@ -50,6 +50,14 @@ impl Client {
         }
     }
 
+    /// The protocol it asks a TLS server for by ALPN.
+    pub fn alpn(self) -> &'static [u8] {
+        match self {
+            Client::H1 => b"http/1.1",
+            Client::H2Lean | Client::H2Mux => b"h2",
+        }
+    }
+
     /// True when slots share connections (several streams each).
     pub fn shares_connections(self) -> bool {
         self == Client::H2Mux
@@ -74,11 +82,7 @@ impl Connector {
     ) -> Result<Self, LoadError> {
         let client = Client::for_plan(plan);
         let tls = if https {
-            let alpn: &[&[u8]] = match client {
-                Client::H1 => &[b"http/1.1"],
-                Client::H2Lean | Client::H2Mux => &[b"h2"],
-            };
-            let cfg = tls::client_config(plan.insecure, alpn);
+            let cfg = tls::client_config(plan.insecure, &[client.alpn()]);
             let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
                 LoadError::Plan(format!("\"{host}\" is not a valid TLS server name: {e}"))
             })?;
@@ -105,11 +109,7 @@ impl Connector {
                     .map_err(|_| ErrorKind::Connect)?;
                 let io = Io::Tls(Box::new(s));
                 // A server that did not choose the protocol asked for does not speak it.
-                let want: &[u8] = match self.client {
-                    Client::H1 => b"http/1.1",
-                    _ => b"h2",
-                };
-                if io.alpn().is_some_and(|p| p != want) {
+                if io.alpn().is_some_and(|p| p != self.client.alpn()) {
                     return Err(ErrorKind::Protocol);
                 }
                 io
