@@ -139,7 +139,7 @@ impl Mix {
                     &origin,
                 )?);
                 p.grpc = Some(m);
-            } else if plan.protocol != Protocol::Http1 {
+            } else if plan.protocol == Protocol::Http2 {
                 let origin = Origin {
                     scheme: &scheme,
                     authority: &authority,
@@ -153,7 +153,10 @@ impl Mix {
                     &p.headers,
                     &origin,
                 )?);
-            } else if let Some(path) = p.path.as_static() {
+            } else if plan.protocol == Protocol::Http1
+                && let Some(path) = p.path.as_static()
+            {
+                // (A gRPC plan checked without its descriptors gets its head at run time.)
                 let full = format!("{}{path}", p.prefix(&prefix));
                 parsed_target(&r.name, full.as_bytes()).map_err(LoadError::Plan)?;
             }
