@@ -3,7 +3,7 @@
 # reference grpc-target (loopback only; target on CPU 0, generator on CPU 1).
 #
 #   bash harness/benches/grpc.sh            # max throughput 10 s each, then 5 000 calls/s for 30 s
-#   STREAMS=8 bash harness/benches/grpc.sh  # multiplexed: h2load -m 8, leakgate on the h2 crate
+#   STREAMS=8 bash harness/benches/grpc.sh  # multiplexed: h2load -m 8, leakgate's own client, 8 streams per connection
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client; }

@@ -29,6 +29,8 @@ cargo build --release --locked -p leakgate --manifest-path "$repo/Cargo.toml" >&
 bin=${CARGO_TARGET_DIR:-$repo/target}/release/leakgate
 
 work=$(mktemp -d /tmp/leakgate-h2.XXXXXX)
+# nginx's workers run as nobody: mktemp's 0700 would make every file a 403.
+chmod 755 "$work"
 mkdir -p "$work/nginx/html" "$work/nginx/logs" "$work/nginx/tmp"
 head -c 65536 /dev/zero | tr '\0' 'x' > "$work/nginx/html/64k"
 PATH=$PATH:/usr/sbin taskset -c 0 nginx -p "$work/nginx/" -c "$conf" >"$work/nginx/logs/stdout" 2>&1 &
@@ -36,6 +38,10 @@ nginx_pid=$!
 trap 'kill -QUIT $nginx_pid 2>/dev/null || true; wait $nginx_pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do curl -fsS -o /dev/null --http2-prior-knowledge http://127.0.0.1:18443/small && break; sleep 0.1; done
 base=http://127.0.0.1:18443
+for path in small 64k; do
+  code=$(curl -sS -o /dev/null -w '%{http_code}' --http2-prior-knowledge "$base/$path")
+  [ "$code" = 200 ] || { echo "nginx answers $code for /$path, not 200: nothing to measure" >&2; exit 1; }
+done
 
 # rps_h2load OUT: requests per second from h2load's "finished in ..., N req/s" line.
 rps_h2load() { sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$1"; }

@@ -9,14 +9,16 @@
 //! - the lean HTTP/1.1 client (plain `http://`): keep-alive (nginx sees no more connections
 //!   than slots), chunked bodies (nginx SSI output, counted decoded), HEAD, 204 and 304
 //!   answers without a body;
-//! - hyper's HTTP/2 client: h2c with prior knowledge and h2 by ALPN over TLS with a
+//! - the own HTTP/2 client (`h2conn`): h2c with prior knowledge and h2 by ALPN over TLS with a
 //!   self-signed certificate (`--insecure`) against nginx; a server that allows 2 streams per
 //!   connection while leakgate opens 8 (no errors, the planned rate held); against Go: trailers,
 //!   a 40 KiB response header block (HEADERS plus CONTINUATION frames), and a stream reset
 //!   mid-body, counted as `reset` errors while the connection carries on;
-//! - both gRPC clients, the own h2c client (`streams_per_connection = 1`) and the one on the
-//!   `h2` crate (8 streams), against grpcio limited to 2 concurrent streams: unary,
-//!   server-streaming and a trailers-only NOT_FOUND, with the same outcome from each.
+//! - the same client for gRPC, with one stream per connection (`streams_per_connection = 1`,
+//!   the reading task always the caller's) and with 8 streams sharing one connection (calls
+//!   waiting for a stream, reads handed between tasks, refused streams sent again), against
+//!   grpcio limited to 2 concurrent streams: unary, server-streaming and a trailers-only
+//!   NOT_FOUND, with the same outcome from each.
 //!
 //! The servers: `conformance/nginx.conf` (nginx from PATH or /usr/sbin), `conformance/main.go`
 //! (built here with `go build`, standard library only, GOPROXY=off) and
@@ -287,7 +289,7 @@ const GRPC_RATE: u64 = 400;
 
 /// Runs `method` with `body` on both gRPC clients and expects `want(n)` from each, `n` being the
 /// calls planned (Poisson: about GRPC_RATE, the same for both runs): 8 connections of 1 stream
-/// (the own h2c client) and 1 connection of 8 streams (the `h2` crate).
+/// and 1 connection of 8 streams.
 fn grpc_case(case: &str, method: &str, body: &str, want: impl Fn(u64) -> Outcome, what: &str) {
     let Some(server) = grpc::get(case) else {
         return;
@@ -312,9 +314,8 @@ fn grpc_case(case: &str, method: &str, body: &str, want: impl Fn(u64) -> Outcome
         [want(n), want(n)],
         "{case}: {what}; grpcio allows 2 concurrent streams per connection and refuses more \
          with RST_STREAM(REFUSED_STREAM) (never processed, safe to retry: RFC 9113 8.7). \
-         Both clients must give the expected outcome (right): streams_per_connection = 1 \
-         (leakgate's own h2c client, 8 connections) first, = 8 (the h2 crate, 1 connection) \
-         second.\nstreams 1:\n{}\nstreams 8:\n{}\ngrpcio's stderr:\n{}",
+         Both runs must give the expected outcome (right): streams_per_connection = 1 \
+         (8 connections) first, = 8 (1 connection) second.\nstreams 1:\n{}\nstreams 8:\n{}\ngrpcio's stderr:\n{}",
         report(&runs[0]),
         report(&runs[1]),
         server.log()

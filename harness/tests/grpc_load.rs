@@ -1,7 +1,7 @@
 //! gRPC through the engine against the real grpc-target: methods from .proto, protoset and
 //! reflection; unary and server-streaming calls; abandoned streams seen server-side. Each test
-//! runs on multiplexed connections (the `h2` crate) and on single-call connections (the lean
-//! h2c client), since both carry real runs. The metadata a plan sets is checked where it lands:
+//! runs on multiplexed connections (several streams each) and on single-call connections, the
+//! two ways the own HTTP/2 client carries real runs. The metadata a plan sets is checked where it lands:
 //! a test-local gRPC server keeps every call it receives.
 
 mod common;

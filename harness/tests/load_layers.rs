@@ -88,7 +88,7 @@ fn the_load_layer_has_no_import_cycle() {
 #[test]
 fn clients_depend_on_shared_helpers_not_on_the_dispatcher() {
     let g = graph();
-    for client in ["h1", "h2lean", "h2mux", "conn"] {
+    for client in ["h1", "h2conn", "conn"] {
         for above in ["client", "engine", "mod"] {
             assert!(
                 !reaches(&g, client, above),
@@ -98,7 +98,7 @@ fn clients_depend_on_shared_helpers_not_on_the_dispatcher() {
         }
     }
     // The dispatcher does route to every client.
-    for client in ["h1", "h2lean", "h2mux"] {
+    for client in ["h1", "h2conn"] {
         assert!(g["client"].contains(client), "{:?}", g["client"]);
     }
 }

@@ -1,5 +1,5 @@
 //! The request mix on the wire: the raw HTTP/1.1 bytes of the lean client hold to the rules of
-//! the hyper path's `HeaderValue` and `Uri`. A bad static value is a plan error naming the
+//! hyper's `HeaderValue` and `Uri`. A bad static value is a plan error naming the
 //! request; a bad templated one is `build`'s error per request, and nothing is sent.
 
 mod common;
@@ -13,6 +13,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use leakgate::load::LoadError;
+use leakgate::load::hpack::Encoder;
 use leakgate::load::request::Mix;
 use leakgate::scenario::plan::{LoadPlan, Protocol, Rate};
 
@@ -50,15 +51,22 @@ fn raw_target(mix: &Mix) -> Result<String, String> {
     Ok(parts[1].to_string())
 }
 
-/// The origin-form target the HTTP/2 clients send for the same plan over HTTP/2, or the
-/// error: both clients hold targets to the same rule (`wire::parsed_target`).
+/// The `:path` the HTTP/2 client sends for the same plan over HTTP/2 (its header block read
+/// by an independent HPACK decoder), or the error: both clients hold targets to the same rule
+/// (`wire::parsed_target`).
 fn built_target(mix: &Mix) -> Result<String, String> {
     let mut rng = SmallRng::seed_from_u64(1);
-    let (req, _) = mix.h2_request(0, 7, &mut rng, &mut String::new())?;
-    Ok(req
-        .uri()
-        .path_and_query()
-        .map_or("/".into(), |p| p.to_string()))
+    let mut literals = Vec::new();
+    let (_, fields) = mix.h2_parts(0, 7, &mut rng, &mut String::new(), &mut literals)?;
+    let mut block = Vec::new();
+    Encoder::default().block(0, fields, &mut block);
+    block.extend_from_slice(&literals);
+    let headers = loona_hpack::Decoder::new().decode(&block).unwrap();
+    let path = headers
+        .iter()
+        .find(|(n, _)| n.as_slice() == b":path")
+        .unwrap();
+    Ok(String::from_utf8(path.1.to_vec()).unwrap())
 }
 
 /// The same plan over HTTP/2.

@@ -4,8 +4,7 @@
 //! | plan | client |
 //! | --- | --- |
 //! | HTTP/1.1, plain or TLS | `h1`: own, one task owns the socket |
-//! | HTTP/2 REST or gRPC, one stream per connection, h2c or TLS | `h2lean`: own |
-//! | HTTP/2 REST or gRPC, several streams per connection | `h2mux`: the `h2` crate |
+//! | HTTP/2 REST or gRPC, h2c or TLS, one or several streams per connection | `h2conn`: own |
 //!
 //! Every client does the whole job (encode, send, read, classify); this module only routes.
 //! The clients depend on `conn` and the wire helpers, never on this module.
@@ -19,8 +18,7 @@ use tokio_rustls::TlsConnector;
 use super::LoadError;
 use super::conn::{self, Exchange, Io};
 use super::h1::H1Conn;
-use super::h2lean::{self, H2Lean};
-use super::h2mux::H2Mux;
+use super::h2conn::{self, H2Conn};
 use super::request::Mix;
 use super::stats::{ErrorKind, Outcome, StreamStats};
 use super::tls;
@@ -34,10 +32,10 @@ const REFUSED_RETRIES: u32 = 8;
 pub enum Client {
     /// Own HTTP/1.1 (`h1`).
     H1,
-    /// Own HTTP/2, one exchange per connection at a time (`h2lean`).
-    H2Lean,
-    /// HTTP/2 connections shared by several streams (`h2mux`).
-    H2Mux,
+    /// Own HTTP/2 (`h2conn`), one stream per connection.
+    H2,
+    /// Own HTTP/2 (`h2conn`), connections shared by several streams.
+    H2Shared,
 }
 
 impl Client {
@@ -45,8 +43,8 @@ impl Client {
     pub fn for_plan(plan: &LoadPlan) -> Client {
         match plan.protocol {
             Protocol::Http1 => Client::H1,
-            Protocol::Http2 | Protocol::Grpc if plan.streams_per_connection <= 1 => Client::H2Lean,
-            Protocol::Http2 | Protocol::Grpc => Client::H2Mux,
+            Protocol::Http2 | Protocol::Grpc if plan.streams_per_connection <= 1 => Client::H2,
+            Protocol::Http2 | Protocol::Grpc => Client::H2Shared,
         }
     }
 
@@ -54,13 +52,13 @@ impl Client {
     pub fn alpn(self) -> &'static [u8] {
         match self {
             Client::H1 => b"http/1.1",
-            Client::H2Lean | Client::H2Mux => b"h2",
+            Client::H2 | Client::H2Shared => b"h2",
         }
     }
 
     /// True when slots share connections (several streams each).
     pub fn shares_connections(self) -> bool {
-        self == Client::H2Mux
+        self == Client::H2Shared
     }
 }
 
@@ -98,7 +96,7 @@ impl Connector {
         self.client
     }
 
-    /// Opens one connection (TCP, TLS, HTTP/2 preface where the client needs one).
+    /// Opens one connection (TCP, then TLS for `https`).
     pub async fn connect(&self) -> Result<Conn, ErrorKind> {
         let tcp = conn::tcp(self.addr).await?;
         let io = match &self.tls {
@@ -118,8 +116,14 @@ impl Connector {
         };
         Ok(match self.client {
             Client::H1 => Conn::H1(H1Conn::new(io)),
-            Client::H2Lean => Conn::H2Lean(Box::new(H2Lean::new(io))),
-            Client::H2Mux => Conn::H2Mux(H2Mux::handshake(io).await?),
+            Client::H2 => Conn::H2 {
+                conn: H2Conn::new(io),
+                shared: false,
+            },
+            Client::H2Shared => Conn::H2 {
+                conn: H2Conn::new(io),
+                shared: true,
+            },
         })
     }
 }
@@ -128,10 +132,13 @@ impl Connector {
 pub enum Conn {
     /// Own HTTP/1.1.
     H1(H1Conn),
-    /// Own HTTP/2, one exchange at a time.
-    H2Lean(Box<H2Lean>),
-    /// A handle on a shared HTTP/2 connection.
-    H2Mux(H2Mux),
+    /// A handle on an own HTTP/2 connection.
+    H2 {
+        /// The handle.
+        conn: H2Conn,
+        /// Other slots' handles share the connection.
+        shared: bool,
+    },
 }
 
 /// Scratch space a slot lends to every request it builds (reused, so building allocates
@@ -148,16 +155,19 @@ impl Conn {
     /// Another handle on this connection when it is shared between slots and still open.
     pub fn share(&self) -> Option<Conn> {
         match self {
-            Conn::H2Mux(c) if c.is_open() => Some(Conn::H2Mux(c.clone())),
+            Conn::H2 { conn, shared: true } if conn.is_open() => Some(Conn::H2 {
+                conn: conn.clone(),
+                shared: true,
+            }),
             _ => None,
         }
     }
 
     /// Takes in what the server sent while the connection sat idle, so a closed one is
-    /// replaced before a request (the own HTTP/2 client; the others read as they go).
+    /// replaced before a request (HTTP/2; HTTP/1.1 reads as it goes).
     pub fn refresh(&mut self) {
-        if let Conn::H2Lean(c) = self {
-            c.refresh();
+        if let Conn::H2 { conn, .. } = self {
+            conn.refresh();
         }
     }
 
@@ -165,8 +175,7 @@ impl Conn {
     pub fn is_open(&self) -> bool {
         match self {
             Conn::H1(c) => c.is_open(),
-            Conn::H2Lean(c) => c.is_open(),
-            Conn::H2Mux(c) => c.is_open(),
+            Conn::H2 { conn, .. } => conn.is_open(),
         }
     }
 
@@ -192,36 +201,29 @@ impl Conn {
                     Err(_) => unbuildable(),
                 }
             }
-            Conn::H2Lean(c) => {
-                let (body, fields) =
-                    match mix.h2_parts(i, seq, rng, &mut scratch.text, &mut scratch.bytes) {
-                        Ok(x) => x,
-                        Err(_) => return unbuildable(),
-                    };
-                let head = h2lean::Head {
-                    kind: i,
-                    fields,
-                    extra: &scratch.bytes,
-                };
-                c.send(head, &body, grpc, abandon_after, stream).await
-            }
-            Conn::H2Mux(c) => {
-                // A refused stream was not processed (RFC 9113 8.7): sent again, a bounded
-                // number of times. A new connection opens streams before the server's
-                // SETTINGS say how many it takes; by the retry the limit is known.
+            Conn::H2 { conn, shared } => {
+                // A refused stream was not processed (RFC 9113 8.7): on a shared connection it
+                // is sent again, a bounded number of times, since servers may count streams
+                // that have just closed. With one stream per connection it is counted.
+                let tries = if *shared { REFUSED_RETRIES } else { 1 };
                 let mut x = conn::failed(ErrorKind::Refused);
-                for attempt in 0..REFUSED_RETRIES {
+                for attempt in 0..tries {
                     if attempt > 0 {
-                        // The server still counts streams it has just closed: a moment's wait,
-                        // growing, within the request's own timeout.
+                        // A moment's wait, growing, within the request's own timeout.
                         tokio::time::sleep(std::time::Duration::from_millis(1 << attempt)).await;
                     }
-                    let (head, body) = match mix.h2_request(i, seq, rng, &mut scratch.text) {
-                        Ok(x) => x,
-                        Err(_) => return unbuildable(),
+                    let (body, fields) =
+                        match mix.h2_parts(i, seq, rng, &mut scratch.text, &mut scratch.bytes) {
+                            Ok(x) => x,
+                            Err(_) => return unbuildable(),
+                        };
+                    let head = h2conn::Head {
+                        kind: i,
+                        fields,
+                        extra: &scratch.bytes,
                     };
-                    x = c.send(head, body, grpc, abandon_after, stream).await;
-                    if x.outcome != Outcome::Error(ErrorKind::Refused) || !c.is_open() {
+                    x = conn.send(head, &body, grpc, abandon_after, stream).await;
+                    if x.outcome != Outcome::Error(ErrorKind::Refused) || !conn.is_open() {
                         break;
                     }
                 }
@@ -236,12 +238,8 @@ impl Conn {
         match self {
             // The response may still arrive: the connection is out of step.
             Conn::H1(_) => false,
-            Conn::H2Lean(c) => {
-                c.cut();
-                c.is_open()
-            }
             // Dropping the exchange reset its stream.
-            Conn::H2Mux(_) => true,
+            Conn::H2 { conn, .. } => conn.is_open(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! What every client shares and nothing else: the byte stream under a connection (TCP, or TLS
 //! over TCP), reading into a buffer, what one exchange came to, and how I/O errors are counted.
 //!
-//! The clients (`h1`, `h2lean`, `grpc_conn`, `hyper2`) depend on this module and on the wire
+//! The clients (`h1`, `h2conn`) depend on this module and on the wire
 //! helpers only; `client` picks one of them per plan. Nothing here knows a protocol.
 
 use std::io;
@@ -90,7 +90,7 @@ impl Io {
     }
 }
 
-// Both kinds of stream as one, for the `h2` crate's connection (`h2mux`).
+// Both kinds of stream as one, for the HTTP/2 client's poll-based reads and writes (`h2conn`).
 impl AsyncRead for Io {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -68,7 +68,6 @@ pub struct Mix {
     items: Vec<Prepared>,
     cumulative: Vec<u32>,
     total: u32,
-    scheme: String,
     authority: String,
     prefix: String,
 }
@@ -192,7 +191,6 @@ impl Mix {
             items,
             cumulative,
             total,
-            scheme,
             authority,
             prefix,
         })
@@ -227,24 +225,6 @@ impl Mix {
         let head = self.h2_head(i)?;
         head.literals(seq, rng, buf, self.items[i].prefix(&self.prefix), block)?;
         Ok((body, head.fields()))
-    }
-
-    /// Request `i` for arrival `seq` for the `h2` crate: its head and body.
-    pub fn h2_request(
-        &self,
-        i: usize,
-        seq: u64,
-        rng: &mut SmallRng,
-        buf: &mut String,
-    ) -> Result<(http::Request<()>, Bytes), String> {
-        let body = self.body(i, seq, rng, buf)?;
-        let origin = Origin {
-            scheme: &self.scheme,
-            authority: &self.authority,
-            prefix: self.items[i].prefix(&self.prefix),
-        };
-        let head = self.h2_head(i)?.request(seq, rng, buf, &origin)?;
-        Ok((head, body))
     }
 
     fn h2_head(&self, i: usize) -> Result<&H2Head, String> {

@@ -7,19 +7,13 @@ use rand::rngs::SmallRng;
 use super::super::LoadError;
 use super::super::hpack::{self, Field, index};
 use super::super::template::Template;
-use super::wire::{check_value, invalid_path, invalid_value, parsed_target};
+use super::wire::{check_value, invalid_path, parsed_target};
 
-/// A request kind's head for both HTTP/2 clients: `http` parts for the `h2` crate (`h2mux`),
-/// HPACK fields and literals for the own client (`h2lean`).
+/// A request kind's head for the HTTP/2 client (`h2conn`): HPACK fields and literals.
 #[derive(Debug, Clone)]
 pub(super) struct H2Head {
     /// The request's name, for errors.
     name: String,
-    /// The absolute URI when the path has no template.
-    uri: Option<Uri>,
-    method: Method,
-    /// Headers that do not vary.
-    headers: HeaderMap,
     /// Headers filled per request.
     templated: Vec<(HeaderName, Template)>,
     /// The path template when the path varies.
@@ -75,12 +69,9 @@ impl H2Head {
             }
             None => None,
         };
-        let uri = match &static_path {
-            Some(p) => {
-                Some(absolute(origin, p).map_err(|e| LoadError::Plan(invalid_path(name, p, e)))?)
-            }
-            None => None,
-        };
+        if let Some(p) = &static_path {
+            absolute(origin, p).map_err(|e| LoadError::Plan(invalid_path(name, p, e)))?;
+        }
         let mut fields = vec![
             method_field(&method),
             Field::Static(if origin.scheme == "https" {
@@ -115,9 +106,6 @@ impl H2Head {
         }
         Ok(Self {
             name: name.to_string(),
-            uri,
-            method,
-            headers: all,
             templated,
             path: static_path.is_none().then(|| path.clone()),
             fields,
@@ -156,37 +144,6 @@ impl H2Head {
             hpack::literal(block, None, name.as_str().as_bytes(), buf.as_bytes());
         }
         Ok(())
-    }
-
-    /// Request `seq` as the `h2` crate takes it: fixed parts cloned, templates filled.
-    pub(super) fn request(
-        &self,
-        seq: u64,
-        rng: &mut SmallRng,
-        buf: &mut String,
-        origin: &Origin<'_>,
-    ) -> Result<http::Request<()>, String> {
-        let uri = match (&self.uri, &self.path) {
-            (Some(u), _) => u.clone(),
-            (None, Some(t)) => {
-                t.fill(seq, rng, buf);
-                buf.insert_str(0, origin.prefix);
-                let parsed = parsed_target(&self.name, buf.as_bytes())?;
-                let target = parsed.as_deref().unwrap_or(buf);
-                absolute(origin, target).map_err(|e| invalid_path(&self.name, target, e))?
-            }
-            (None, None) => return Err("a request without a path".into()),
-        };
-        let mut req = http::Request::new(());
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = uri;
-        *req.headers_mut() = self.headers.clone();
-        for (name, t) in &self.templated {
-            t.fill(seq, rng, buf);
-            let v = HeaderValue::from_str(buf).map_err(|e| invalid_value(name, buf, e))?;
-            req.headers_mut().append(name.clone(), v);
-        }
-        Ok(req)
     }
 }
 

@@ -1,25 +1,23 @@
-//! What each frame read on a lean HTTP/2 connection does to the connection and the exchange.
+//! What each frame read on an HTTP/2 connection does to the connection and to the calls in
+//! flight on it.
 
 use bytes::Buf;
+use tokio::time::Instant;
 
-use super::{Call, H2Lean, MAX_BLOCK};
+use super::{Call, Inner, MAX_BLOCK};
 use crate::load::conn::{Exchange, done};
 use crate::load::h2wire::{
     self as wire, CONNECTION_WINDOW, STREAM_WINDOW, code, flag, kind, setting,
 };
-use crate::load::stats::{ErrorKind, Outcome, StreamStats};
+use crate::load::stats::{ErrorKind, Outcome};
 
-impl H2Lean {
-    /// Handles every complete frame read so far; `Some` once the call has ended.
-    pub(super) fn drain(
-        &mut self,
-        call: &mut Call<'_>,
-        stream: &mut StreamStats,
-    ) -> Result<Option<Exchange>, ErrorKind> {
+impl Inner {
+    /// Handles every complete frame read so far; an error fails the connection.
+    pub(super) fn drain(&mut self) -> Result<(), ErrorKind> {
         // Out of `self` while frames borrow from it and handlers change `self`.
         let mut buf = std::mem::take(&mut self.rbuf);
         let mut at = 0;
-        let mut result = Ok(None);
+        let mut result = Ok(());
         while buf.len() - at >= wire::HEAD_LEN {
             let h = wire::Head::parse(&buf[at..]);
             // We never raise SETTINGS_MAX_FRAME_SIZE above its default.
@@ -33,12 +31,9 @@ impl H2Lean {
             }
             let payload = &buf[at + wire::HEAD_LEN..end];
             at = end;
-            match self.frame(h, payload, call, stream) {
-                Ok(None) => {}
-                other => {
-                    result = other;
-                    break;
-                }
+            if let Err(e) = self.frame(h, payload) {
+                result = Err(e);
+                break;
             }
         }
         buf.advance(at);
@@ -46,13 +41,7 @@ impl H2Lean {
         result
     }
 
-    fn frame(
-        &mut self,
-        h: wire::Head,
-        p: &[u8],
-        call: &mut Call<'_>,
-        stream: &mut StreamStats,
-    ) -> Result<Option<Exchange>, ErrorKind> {
+    fn frame(&mut self, h: wire::Head, p: &[u8]) -> Result<(), ErrorKind> {
         if !self.preface_seen {
             // The server's connection preface is a SETTINGS frame (RFC 9113 3.4).
             if h.kind != kind::SETTINGS || h.has(flag::ACK) {
@@ -70,17 +59,17 @@ impl H2Lean {
                 return Err(ErrorKind::Protocol);
             }
             if !h.has(flag::END_HEADERS) {
-                return Ok(None);
+                return Ok(());
             }
             self.partial = None;
             let block = std::mem::take(&mut self.block);
-            let r = self.headers(id, flags, &block, call);
+            let r = self.headers(id, flags, &block);
             self.block = block;
             self.block.clear();
             return r;
         }
         match h.kind {
-            kind::DATA => self.data(h, p, call, stream),
+            kind::DATA => self.data(h, p),
             kind::HEADERS => {
                 let block = wire::content(&h, p).ok_or(ErrorKind::Protocol)?;
                 if h.stream == 0 {
@@ -89,34 +78,34 @@ impl H2Lean {
                 if !h.has(flag::END_HEADERS) {
                     self.partial = Some((h.stream, h.flags));
                     self.block.extend_from_slice(block);
-                    return Ok(None);
+                    return Ok(());
                 }
-                self.headers(h.stream, h.flags, block, call)
+                self.headers(h.stream, h.flags, block)
             }
             kind::RST_STREAM => {
                 let reason = u32_at(p, 4)?;
-                if !call.is(h.stream) {
-                    return Ok(None);
-                }
                 // The server ended the stream: nothing to reset, the connection goes on. A
-                // refused stream was not processed: counted as such, never retried here.
-                self.active = 0;
+                // refused stream was not processed: counted as such (the dispatcher may send
+                // it again on a shared connection).
                 let kind = match reason {
                     code::PROTOCOL_ERROR | code::COMPRESSION_ERROR => ErrorKind::Protocol,
                     code::REFUSED_STREAM => ErrorKind::Refused,
                     _ => ErrorKind::Reset,
                 };
-                Ok(Some(done(Outcome::Error(kind), call.bytes)))
+                self.on_call(h.stream, |_, call| {
+                    Some(done(Outcome::Error(kind), call.bytes))
+                });
+                Ok(())
             }
             kind::SETTINGS => {
                 if h.stream != 0 || !p.len().is_multiple_of(6) {
                     return Err(ErrorKind::Protocol);
                 }
                 if !h.has(flag::ACK) {
-                    self.settings(p, call)?;
+                    self.settings(p)?;
                     wire::settings_ack(&mut self.out);
                 }
-                Ok(None)
+                Ok(())
             }
             kind::PING => {
                 if p.len() != 8 {
@@ -125,17 +114,20 @@ impl H2Lean {
                 if !h.has(flag::ACK) {
                     wire::ping_ack(&mut self.out, p);
                 }
-                Ok(None)
+                Ok(())
             }
             kind::GOAWAY => {
                 let last = u32_at(p, 8)? & wire::MAX_STREAM_ID;
                 // No new streams; the server still finishes those up to `last`.
                 self.open = false;
-                if call.id > last {
-                    self.active = 0;
-                    return Ok(Some(done(Outcome::Error(ErrorKind::Reset), call.bytes)));
+                for k in 0..self.calls.len() {
+                    let call = &self.calls[k];
+                    if call.id > last {
+                        let x = done(Outcome::Error(ErrorKind::Reset), call.bytes);
+                        self.complete(k, x);
+                    }
                 }
-                Ok(None)
+                Ok(())
             }
             kind::WINDOW_UPDATE => {
                 let inc = i64::from(u32_at(p, 4)? & wire::MAX_STREAM_ID);
@@ -147,33 +139,52 @@ impl H2Lean {
                     if self.conn_send > wire::MAX_WINDOW {
                         return Err(ErrorKind::Protocol);
                     }
-                } else if call.is(h.stream) {
+                    self.wake_senders();
+                    return Ok(());
+                }
+                self.on_call(h.stream, |this, call| {
                     call.send_window += inc;
                     if call.send_window > wire::MAX_WINDOW {
                         // A stream error (RFC 9113 6.9.1): that stream ends, not the connection.
                         let outcome = Outcome::Error(ErrorKind::Protocol);
-                        return Ok(Some(self.end(
-                            call,
-                            outcome,
-                            Some(code::FLOW_CONTROL_ERROR),
-                        )));
+                        return Some(this.end(call, outcome, Some(code::FLOW_CONTROL_ERROR)));
                     }
-                }
-                Ok(None)
+                    None
+                });
+                self.wake_senders();
+                Ok(())
             }
             kind::CONTINUATION | kind::PUSH_PROMISE => Err(ErrorKind::Protocol),
             // PRIORITY and unknown frame types carry nothing a client must act on.
-            _ => Ok(None),
+            _ => Ok(()),
         }
     }
 
-    fn data(
-        &mut self,
-        h: wire::Head,
-        p: &[u8],
-        call: &mut Call<'_>,
-        stream: &mut StreamStats,
-    ) -> Result<Option<Exchange>, ErrorKind> {
+    /// Runs `f` on the call of `stream` (none: the frame is for a stream that has ended) and
+    /// completes the call when `f` ends it.
+    fn on_call(&mut self, stream: u32, f: impl FnOnce(&mut Self, &mut Call) -> Option<Exchange>) {
+        let Some(k) = self.calls.iter().position(|c| c.is(stream)) else {
+            return;
+        };
+        // Out of the table while `f` changes the connection.
+        let mut call = std::mem::take(&mut self.calls[k]);
+        let x = f(self, &mut call);
+        self.calls[k] = call;
+        if let Some(x) = x {
+            self.complete(k, x);
+        }
+    }
+
+    /// Wakes the tasks of calls whose body waits for a window (when another task reads).
+    fn wake_senders(&mut self) {
+        for k in 0..self.calls.len() {
+            if self.calls[k].unsent() {
+                self.wake_sender(k);
+            }
+        }
+    }
+
+    fn data(&mut self, h: wire::Head, p: &[u8]) -> Result<(), ErrorKind> {
         if h.stream == 0 {
             return Err(ErrorKind::Protocol);
         }
@@ -183,19 +194,18 @@ impl H2Lean {
             wire::window_update(&mut self.out, 0, self.conn_unacked);
             self.conn_unacked = 0;
         }
-        if !call.is(h.stream) {
-            return Ok(None);
-        }
         let body = wire::content(&h, p).ok_or(ErrorKind::Protocol)?;
         let end = h.has(flag::END_STREAM);
+        self.on_call(h.stream, |this, call| this.body(call, h.len, body, end));
+        Ok(())
+    }
+
+    /// DATA of a call (`len` counts against the windows, `body` without padding).
+    fn body(&mut self, call: &mut Call, len: usize, body: &[u8], end: bool) -> Option<Exchange> {
         if !call.headers_seen {
-            return Ok(Some(self.finish(
-                call,
-                Outcome::Error(ErrorKind::Protocol),
-                end,
-            )));
+            return Some(self.finish(call, Outcome::Error(ErrorKind::Protocol), end));
         }
-        call.unacked += h.len as u32;
+        call.unacked += len as u32;
         if !end && call.unacked >= STREAM_WINDOW / 2 {
             wire::window_update(&mut self.out, call.id, call.unacked);
             call.unacked = 0;
@@ -204,88 +214,86 @@ impl H2Lean {
         if !call.grpc {
             if call.abandon_after.is_some_and(|n| call.bytes >= n) || end {
                 let outcome = Outcome::Http(call.status);
-                return Ok(Some(self.finish(call, outcome, end)));
+                return Some(self.finish(call, outcome, end));
             }
-            return Ok(None);
+            return None;
         }
         call.counter.feed(body);
-        stream.messages = call.counter.messages;
-        if call.counter.messages > 0 && stream.first_at.is_none() {
-            stream.first_at = Some(tokio::time::Instant::now());
+        if call.counter.messages > 0 && call.first_at.is_none() {
+            call.first_at = Some(Instant::now());
         }
         if call
             .abandon_after
             .is_some_and(|n| call.counter.messages >= n)
         {
-            return Ok(Some(self.finish(call, Outcome::Grpc(0), end)));
+            return Some(self.finish(call, Outcome::Grpc(0), end));
         }
         if end {
             // The stream ended without trailers: only a status already in the headers counts.
             let outcome = call
                 .code
                 .map_or(Outcome::Error(ErrorKind::Protocol), Outcome::Grpc);
-            return Ok(Some(self.finish(call, outcome, true)));
+            return Some(self.finish(call, outcome, true));
         }
-        Ok(None)
+        None
     }
 
-    fn headers(
-        &mut self,
-        id: u32,
-        flags: u8,
-        block: &[u8],
-        call: &mut Call<'_>,
-    ) -> Result<Option<Exchange>, ErrorKind> {
+    fn headers(&mut self, id: u32, flags: u8, block: &[u8]) -> Result<(), ErrorKind> {
         let mut status = None;
         let mut grpc_status = None;
         // Every block is decoded, whatever its stream: the HPACK table is the connection's.
         self.hpack
-            .decode(block, |name, value| match name {
+            .decode_some(block, is_status, |name, value| match name {
                 b":status" => status = parse::<u16>(value),
                 b"grpc-status" => grpc_status = parse::<i32>(value),
                 _ => {}
             })
             .map_err(|_| ErrorKind::Protocol)?;
-        if !call.is(id) {
-            return Ok(None);
-        }
         let end = flags & flag::END_STREAM != 0;
-        if !call.grpc {
-            return Ok(self.rest_headers(status, end, call));
-        }
+        self.on_call(id, |this, call| {
+            if call.grpc {
+                this.grpc_headers(status, grpc_status, end, call)
+            } else {
+                this.rest_headers(status, end, call)
+            }
+        });
+        Ok(())
+    }
+
+    /// A gRPC call's headers (or trailers): the status they carry, and its end when they end
+    /// it.
+    fn grpc_headers(
+        &mut self,
+        status: Option<u16>,
+        grpc_status: Option<i32>,
+        end: bool,
+        call: &mut Call,
+    ) -> Option<Exchange> {
         if call.headers_seen {
             // Trailers: they must end the stream.
             if !end {
-                return Ok(Some(self.finish(
-                    call,
-                    Outcome::Error(ErrorKind::Protocol),
-                    false,
-                )));
+                return Some(self.finish(call, Outcome::Error(ErrorKind::Protocol), false));
             }
             let code = grpc_status.or(call.code);
             let outcome = code.map_or(Outcome::Error(ErrorKind::Protocol), Outcome::Grpc);
-            return Ok(Some(self.finish(call, outcome, true)));
+            return Some(self.finish(call, outcome, true));
         }
         match status {
             // Informational answers precede the real one.
-            Some(s) if (100..200).contains(&s) && !end => Ok(None),
+            Some(s) if (100..200).contains(&s) && !end => None,
             Some(200) => {
                 call.headers_seen = true;
                 // A trailers-only answer carries the status in the headers.
                 call.code = grpc_status;
                 if !end {
-                    return Ok(None);
+                    return None;
                 }
                 let outcome =
                     grpc_status.map_or(Outcome::Error(ErrorKind::Protocol), Outcome::Grpc);
-                Ok(Some(self.finish(call, outcome, true)))
+                Some(self.finish(call, outcome, true))
             }
-            Some(s) if s >= 200 => Ok(Some(self.finish(call, Outcome::Http(s), end))),
-            _ => Ok(Some(self.finish(
-                call,
-                Outcome::Error(ErrorKind::Protocol),
-                end,
-            ))),
+            Some(s) if s >= 200 => Some(self.finish(call, Outcome::Http(s), end)),
+            _ => Some(self.finish(call, Outcome::Error(ErrorKind::Protocol), end)),
         }
     }
 
@@ -294,7 +302,7 @@ impl H2Lean {
         &mut self,
         status: Option<u16>,
         end: bool,
-        call: &mut Call<'_>,
+        call: &mut Call,
     ) -> Option<Exchange> {
         if call.headers_seen {
             // Trailers: they must end the stream.
@@ -318,22 +326,21 @@ impl H2Lean {
     }
 
     /// Ends the call; a stream still open in either direction is reset.
-    fn finish(&mut self, call: &mut Call<'_>, outcome: Outcome, remote_ended: bool) -> Exchange {
+    fn finish(&mut self, call: &mut Call, outcome: Outcome, remote_ended: bool) -> Exchange {
         let open = !remote_ended || !call.end_sent;
         self.end(call, outcome, open.then_some(code::CANCEL))
     }
 
     /// Ends the call, resetting its stream with error code `reset` when given.
-    fn end(&mut self, call: &mut Call<'_>, outcome: Outcome, reset: Option<u32>) -> Exchange {
+    fn end(&mut self, call: &mut Call, outcome: Outcome, reset: Option<u32>) -> Exchange {
         if let Some(error) = reset {
             wire::rst_stream(&mut self.out, call.id, error);
         }
-        self.active = 0;
         call.id = 0;
         done(outcome, call.bytes)
     }
 
-    fn settings(&mut self, p: &[u8], call: &mut Call<'_>) -> Result<(), ErrorKind> {
+    fn settings(&mut self, p: &[u8]) -> Result<(), ErrorKind> {
         for s in p.chunks_exact(6) {
             let id = u16::from_be_bytes([s[0], s[1]]);
             let v = u32::from_be_bytes([s[2], s[3], s[4], s[5]]);
@@ -344,8 +351,11 @@ impl H2Lean {
                         return Err(ErrorKind::Protocol);
                     }
                     // The change applies to open streams too.
-                    call.send_window += v - self.peer_window;
+                    for call in self.calls.iter_mut().filter(|c| c.id != 0) {
+                        call.send_window += v - self.peer_window;
+                    }
                     self.peer_window = v;
+                    self.wake_senders();
                 }
                 setting::HEADER_TABLE_SIZE => self.encoder.set_limit(v),
                 setting::MAX_CONCURRENT_STREAMS => self.peer_max_streams = v,
@@ -358,6 +368,8 @@ impl H2Lean {
                 _ => {}
             }
         }
+        // The first SETTINGS (or a new stream limit) may let waiting calls start.
+        self.waiting.drain(..).for_each(std::task::Waker::wake);
         Ok(())
     }
 }
@@ -368,6 +380,11 @@ fn u32_at(p: &[u8], len: usize) -> Result<u32, ErrorKind> {
         return Err(ErrorKind::Protocol);
     }
     Ok(u32::from_be_bytes([p[0], p[1], p[2], p[3]]))
+}
+
+/// The fields a response is judged by; the decoder skips the others' values.
+fn is_status(name: &[u8]) -> bool {
+    name == b":status" || name == b"grpc-status"
 }
 
 fn parse<T: std::str::FromStr>(v: &[u8]) -> Option<T> {
