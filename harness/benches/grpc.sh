@@ -9,7 +9,7 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client; }
 [ -x /usr/bin/time ] || apt-get install -y -qq time
 cargo build --release --locked -p leakgate -p leakgate-targets --manifest-path "$repo/Cargo.toml"
-bin=$repo/target/release
+bin=${CARGO_TARGET_DIR:-$repo/target}/release
 work=$(mktemp -d /tmp/leakgate-grpc-bench.XXXXXX)
 conns=${CONNS:-50}; streams=${STREAMS:-1}; secs=${DURATION:-10}; rate=${RATE:-5000}; rate_secs=${RATE_DURATION:-30}
 

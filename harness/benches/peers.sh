@@ -22,7 +22,7 @@ fi
 command -v oha >/dev/null || cargo install oha --locked
 
 cargo build --release --locked -p leakgate --manifest-path "$repo/Cargo.toml"
-bin=$repo/target/release/leakgate
+bin=${CARGO_TARGET_DIR:-$repo/target}/release/leakgate
 out=$(mktemp -d /tmp/leakgate-bench.XXXXXX)
 export HARNESS_NAME=leakgate
 export HARNESS_CMD="$bin run {url} -c {conns} -d {duration}s --no-progress -q --results-dir $out"

@@ -11,7 +11,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 minutes=${MINUTES:-30}; rate=${RATE:-5000}; compact=${COMPACT_AFTER:-10m}
 cargo build --release --locked -p leakgate -p leakgate-targets --manifest-path "$repo/Cargo.toml"
-bin=$repo/target/release
+bin=${CARGO_TARGET_DIR:-$repo/target}/release
 work=$(mktemp -d /tmp/leakgate-soak-bench.XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 admin=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
