@@ -289,7 +289,7 @@ impl Inner {
             .block(head.kind, head.fields, &mut self.scratch);
         self.scratch.extend_from_slice(head.extra);
         // A request without a body ends with its HEADERS (GET, HEAD).
-        let end = body.is_empty();
+        let end = self.calls[k].end_sent;
         wire::headers(&mut self.out, id, &self.scratch, self.peer_max_frame, end);
         self.push_data(k, body);
         k
@@ -312,11 +312,7 @@ impl Inner {
                     // Another call's task reads, and writes: woken now, it runs after the
                     // other tasks its last read woke, so the requests they queue meanwhile
                     // leave in one write. It wakes this one when its stream ends.
-                    if !self.out.is_empty()
-                        && let Some(w) = self.calls[r].waker.take()
-                    {
-                        w.wake();
-                    }
+                    self.wake_reader_to_write();
                     return Poll::Pending;
                 }
                 _ => self.reader = Some(k),
@@ -427,17 +423,23 @@ impl Inner {
         let call = &mut self.calls[k];
         call.id = 0;
         call.result = Some(x);
+        self.wake_call(k);
+    }
+
+    /// Wakes call `k`'s task, unless it is the reader's (running now).
+    fn wake_call(&mut self, k: usize) {
         if self.reader != Some(k)
-            && let Some(w) = call.waker.take()
+            && let Some(w) = self.calls[k].waker.take()
         {
             w.wake();
         }
     }
 
-    /// Wakes call `k`'s task if another task reads: its body may go on.
-    fn wake_sender(&mut self, k: usize) {
-        if self.reader != Some(k)
-            && let Some(w) = self.calls[k].waker.take()
+    /// Wakes the reader's task when frames are queued: it writes them, with whatever the
+    /// tasks woken before it add meanwhile.
+    fn wake_reader_to_write(&mut self) {
+        if !self.out.is_empty()
+            && let Some(w) = self.reader.and_then(|r| self.calls[r].waker.take())
         {
             w.wake();
         }
@@ -481,11 +483,8 @@ impl Inner {
             // Another call in flight takes over reading and writing: its task registers with
             // the socket when it is polled.
             self.wake_any();
-        } else if !self.out.is_empty()
-            && let Some(w) = self.reader.and_then(|r| self.calls[r].waker.take())
-        {
-            // The reader writes what is queued, with what the calls woken with this one add.
-            w.wake();
+        } else {
+            self.wake_reader_to_write();
         }
     }
 

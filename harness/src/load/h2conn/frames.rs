@@ -179,7 +179,7 @@ impl Inner {
     fn wake_senders(&mut self) {
         for k in 0..self.calls.len() {
             if self.calls[k].unsent() {
-                self.wake_sender(k);
+                self.wake_call(k);
             }
         }
     }
