@@ -6,9 +6,9 @@
 //! `date` and `server` that way, that was most of the client's CPU. Fields reach the caller as
 //! borrowed slices; only strings put into the dynamic table are kept.
 
-use std::collections::VecDeque;
-
 use httlib_huffman::DecoderSpeed;
+
+use super::table::Table;
 
 /// Why a header block could not be decoded (a connection error: COMPRESSION_ERROR).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,13 +17,10 @@ pub struct DecodeError;
 /// A connection's response decoder: the dynamic table the server's encoder fills.
 #[derive(Debug)]
 pub struct Decoder {
-    /// Newest first, as HPACK indexes it.
-    table: VecDeque<(Vec<u8>, Vec<u8>)>,
-    size: usize,
+    /// The dynamic table the server's encoder fills.
+    table: Table,
     /// The size the server's encoder may use (our SETTINGS_HEADER_TABLE_SIZE).
     max_allowed: usize,
-    /// The size the encoder last chose (≤ `max_allowed`).
-    max: usize,
     /// Scratch space for Huffman-decoded names and values.
     name: Vec<u8>,
     value: Vec<u8>,
@@ -71,10 +68,8 @@ impl Decoder {
     /// A decoder whose dynamic table may grow to `max_allowed` bytes.
     pub fn new(max_allowed: usize) -> Self {
         Self {
-            table: VecDeque::new(),
-            size: 0,
+            table: Table::new(max_allowed),
             max_allowed,
-            max: max_allowed,
             name: Vec::new(),
             value: Vec::new(),
             memo: Memo::default(),
@@ -118,8 +113,7 @@ impl Decoder {
                 if size > self.max_allowed {
                     return Err(DecodeError);
                 }
-                self.max = size;
-                self.evict(0);
+                self.table.set_max(size);
             } else {
                 // Literal: with incremental indexing (01), without (0000) or never (0001).
                 let (prefix, index) = if first & 0xC0 == 0x40 {
@@ -140,7 +134,7 @@ impl Decoder {
                     field(n, v);
                 }
                 if index {
-                    self.insert(n, v);
+                    self.table.insert(n, v);
                 }
                 self.name = nbuf;
                 self.value = vbuf;
@@ -162,12 +156,15 @@ impl Decoder {
     where
         'b: 'x,
     {
-        let name: &'x [u8] = if name_index == 0 {
-            string(block, nbuf, &mut self.memo)?
-        } else {
-            nbuf.clear();
-            nbuf.extend_from_slice(self.entry(name_index)?.0);
-            nbuf
+        let name: &'x [u8] = match name_index {
+            0 => string(block, nbuf, &mut self.memo)?,
+            1..=61 => STATIC[name_index - 1].0.as_bytes(),
+            // A dynamic entry's name is copied: inserting the field may evict that entry.
+            _ => {
+                nbuf.clear();
+                nbuf.extend_from_slice(self.entry(name_index)?.0);
+                nbuf
+            }
         };
         let value = string(block, vbuf, &mut self.memo)?;
         Ok((name, value))
@@ -181,44 +178,8 @@ impl Decoder {
                 let (n, v) = STATIC[i - 1];
                 Ok((n.as_bytes(), v.as_bytes()))
             }
-            _ => self
-                .table
-                .get(i - 62)
-                .map(|(n, v)| (n.as_slice(), v.as_slice()))
-                .ok_or(DecodeError),
+            _ => self.table.get(i - 62).ok_or(DecodeError),
         }
-    }
-
-    fn insert(&mut self, name: &[u8], value: &[u8]) {
-        let size = name.len() + value.len() + 32;
-        // The buffers of an evicted entry hold the new one (the table churns with every
-        // response of a server that indexes its `date`).
-        let spare = self.evict(size);
-        // An entry larger than the table empties it and is not added (RFC 7541 4.4).
-        if size <= self.max {
-            self.size += size;
-            let (mut n, mut v) = spare.unwrap_or_default();
-            n.clear();
-            n.extend_from_slice(name);
-            v.clear();
-            v.extend_from_slice(value);
-            self.table.push_front((n, v));
-        }
-    }
-
-    /// Evicts the oldest entries until `room` more bytes fit; returns the last one evicted.
-    fn evict(&mut self, room: usize) -> Option<(Vec<u8>, Vec<u8>)> {
-        let mut last = None;
-        while self.size + room > self.max {
-            match self.table.pop_back() {
-                Some((n, v)) => {
-                    self.size -= n.len() + v.len() + 32;
-                    last = Some((n, v));
-                }
-                None => break,
-            }
-        }
-        last
     }
 }
 

@@ -3,6 +3,7 @@
 //! reads the server's responses.
 
 pub mod decode;
+mod table;
 
 /// HPACK static table indexes the client uses.
 pub mod index {
