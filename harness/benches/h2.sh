@@ -7,9 +7,10 @@
 #
 # For each number of streams per connection (h2load -m S, leakgate --streams S) and body
 # (/small: 13 bytes, /64k: 65 536 bytes) it prints the median max-throughput req/s of both and
-# their ratio; then, at a fixed RATE (default 5 000 req/s), each one's CPU seconds (user+sys,
-# /usr/bin/time) and peak RSS. One stream per connection is what `../shared/bench/peers.sh`
-# runs as h2load-h2c (`-m 1`); this script adds the multiplexed case the shared one lacks.
+# their ratio; then, at a fixed RATE (default 5 000 req/s), each one's median CPU seconds
+# (user+sys, /usr/bin/time) and peak RSS over RATE_REPEATS (5) alternating RATE_SECS (30 s)
+# runs. PARTS="rate" runs only the fixed-rate part. One stream per connection is what
+# `../shared/bench/peers.sh` runs as h2load-h2c (`-m 1`); this script adds the multiplexed case.
 # Installs nginx, h2load (nghttp2-client) and GNU time from Debian when missing.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -18,8 +19,11 @@ conf=${NGINX_CONF:-$repo/../shared/bench/nginx.conf}
 SECS=${SECS:-10}
 REPEATS=${REPEATS:-3}
 RATE=${RATE:-5000}
+RATE_SECS=${RATE_SECS:-30}
+RATE_REPEATS=${RATE_REPEATS:-5}
 CONNS=${CONNS:-50}
 STREAMS=${STREAMS:-"1 8"}
+PARTS=${PARTS:-"max rate"}
 need=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v h2load >/dev/null || need+=(nghttp2-client)
@@ -49,6 +53,7 @@ rps_h2load() { sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$1"; }
 rps_leakgate() { sed -n 's/^rps=\([0-9.]*\) .*/\1/p' "$1" | tail -n1; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
+if [[ " $PARTS " == *" max "* ]]; then
 printf '%-8s %-6s %14s %14s %8s\n' streams body "h2load req/s" "leakgate req/s" ratio
 for s in $STREAMS; do
   for path in small 64k; do
@@ -64,19 +69,30 @@ for s in $STREAMS; do
     printf '%-8s %-6s %14.0f %14.0f %7.2fx\n' "$s" "$path" "$hm" "$lm" "$(echo "$lm / $hm" | bc -l)"
   done
 done
+fi
 
+if [[ " $PARTS " == *" rate "* ]]; then
 echo
-printf '%-8s %-10s %12s %12s %12s %12s %9s\n' streams tool "req/s" "CPU s" "CPU ratio" "peak MiB" ""
+# CPU at a fixed rate: RATE_REPEATS alternating runs of RATE_SECS each; medians of CPU seconds
+# (user+sys) and peak RSS. One 10-s run per tool moved the ratio by ±15 % from run to run.
+printf '%-8s %-10s %12s %12s %12s %12s\n' streams tool "req/s" "CPU s" "CPU ratio" "peak MiB"
 for s in $STREAMS; do
   per_conn=$(( (RATE + CONNS - 1) / CONNS ))
-  /usr/bin/time -f '%U %S %M' -o "$work/time-h2load-$s" taskset -c 1 \
-    h2load -t 1 -c "$CONNS" -m "$s" -D "$SECS" --rps "$per_conn" "$base/small" > "$work/rate-h2load-$s" 2>&1 || true
-  /usr/bin/time -f '%U %S %M' -o "$work/time-leakgate-$s" taskset -c 1 \
-    "$bin" run "$base/small" --http2 --streams "$s" -c "$CONNS" -d "${SECS}s" --rate "$RATE" \
-    --no-progress --results-dir "$work/runs" > "$work/rate-leakgate-$s" 2>&1 || true
-  hc=$(awk '{print $1 + $2}' "$work/time-h2load-$s"); lc=$(awk '{print $1 + $2}' "$work/time-leakgate-$s")
-  hm=$(awk '{printf "%.1f", $3 / 1024}' "$work/time-h2load-$s"); lm=$(awk '{printf "%.1f", $3 / 1024}' "$work/time-leakgate-$s")
-  printf '%-8s %-10s %12.0f %12.2f %12s %12s\n' "$s" h2load "$(rps_h2load "$work/rate-h2load-$s")" "$hc" 1.00x "$hm"
-  printf '%-8s %-10s %12.0f %12.2f %11.2fx %12s\n' "$s" leakgate "$(rps_leakgate "$work/rate-leakgate-$s")" "$lc" "$(echo "$lc / $hc" | bc -l)" "$lm"
+  for r in $(seq 1 "$RATE_REPEATS"); do
+    /usr/bin/time -f '%U %S %M' -o "$work/time-h2load-$s-$r" taskset -c 1 \
+      h2load -t 1 -c "$CONNS" -m "$s" -D "$RATE_SECS" --rps "$per_conn" "$base/small" > "$work/rate-h2load-$s-$r" 2>&1 || true
+    /usr/bin/time -f '%U %S %M' -o "$work/time-leakgate-$s-$r" taskset -c 1 \
+      "$bin" run "$base/small" --http2 --streams "$s" -c "$CONNS" -d "${RATE_SECS}s" --rate "$RATE" \
+      --no-progress --results-dir "$work/runs" > "$work/rate-leakgate-$s-$r" 2>&1 || true
+  done
+  for tool in h2load leakgate; do
+    cpu=$(for r in $(seq 1 "$RATE_REPEATS"); do awk '{print $1 + $2}' "$work/time-$tool-$s-$r"; done | median)
+    mib=$(for r in $(seq 1 "$RATE_REPEATS"); do awk '{print $3 / 1024}' "$work/time-$tool-$s-$r"; done | median)
+    rps=$(for r in $(seq 1 "$RATE_REPEATS"); do "rps_$tool" "$work/rate-$tool-$s-$r"; done | median)
+    [ "$tool" = h2load ] && hc=$cpu
+    printf '%-8s %-10s %12.0f %12.2f %11.2fx %12.1f\n' "$s" "$tool" "$rps" "$cpu" "$(echo "$cpu / $hc" | bc -l)" "$mib"
+  done
+  printf '%-8s %-10s %s\n' "$s" "all CPU s" "$(for tool in h2load leakgate; do printf '%s:' $tool; for r in $(seq 1 "$RATE_REPEATS"); do awk '{printf " %.2f", $1 + $2}' "$work/time-$tool-$s-$r"; done; printf '  '; done)"
 done
-echo "(nginx $(nginx -v 2>&1 | sed 's/.*\///') on CPU 0, generators on CPU 1; $(nproc) CPUs; ${SECS}s runs, median of $REPEATS; raw outputs in $work)"
+fi
+echo "(nginx $(nginx -v 2>&1 | sed 's/.*\///') on CPU 0, generators on CPU 1; $(nproc) CPUs; max: ${SECS}s runs, median of $REPEATS; rate: ${RATE_SECS}s runs, median of $RATE_REPEATS; raw outputs in $work)"

@@ -160,6 +160,20 @@ fn h2c_multiplexes_streams() {
     let (r, _) = common::run(&plan);
     assert_eq!(r.status.get("2xx"), Some(&400), "{r:?}");
     assert_eq!(s.counters.accepted.load(Ordering::SeqCst), 2);
+    // The jobs of a tick go to one connection's idle streams, but connections take turns:
+    // at under two requests a tick, each carries about half.
+    let per: Vec<u64> = s
+        .counters
+        .per_connection
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| n.load(Ordering::SeqCst))
+        .collect();
+    assert!(
+        per.iter().all(|&n| n >= 100),
+        "requests per connection: {per:?}"
+    );
 }
 
 #[test]

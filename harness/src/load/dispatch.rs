@@ -10,15 +10,17 @@ use super::local::{Job, Local};
 use super::schedule::Schedule;
 
 /// The dispatcher wakes at most once per tick and hands out every arrival due before the next
-/// wake. Each wake-up costs more than the calls it hands out (at 5 000 calls/s a 2 ms tick cut
-/// the driver's CPU by about a sixth against 1 ms); 2 ms keeps the bursts small (10 calls at
-/// 5 000/s) and far below any latency or leak the run measures.
-pub const TICK: Duration = Duration::from_millis(2);
+/// wake. Each wake-up (and the idle wait of the core before it) costs more than the calls it
+/// hands out: at 5 000 calls/s, 2 ms cut the driver's CPU by a sixth against 1 ms, and 4 ms
+/// by another tenth against 2 ms (HTTP/2, nginx, `harness/benches/h2.sh`). Bursts of 20 calls
+/// at 5 000/s are what h2load's `--rps` timers send too (about 16 a wake-up), and far below
+/// any latency or leak the run measures.
+pub const TICK: Duration = Duration::from_millis(4);
 
 /// How early a job may be handed out: a tick, plus tokio's timer resolution (1 ms, and it
 /// always wakes late). Handing out early keeps the driver's own wake-up delay out of the
 /// corrected latency: a job sent early is timed from its actual send.
-pub const EARLY: Duration = Duration::from_millis(3);
+pub const EARLY: Duration = Duration::from_millis(5);
 
 /// Pushes this worker's arrivals into the queue at their intended times; counts drops.
 pub(crate) async fn dispatch(
@@ -32,10 +34,13 @@ pub(crate) async fn dispatch(
     tokio::pin!(sleep);
     // When the current batch began: the first hand-out, then each wake-up.
     let mut woke: Option<Instant> = None;
+    // Jobs queued since the last wake of slots: woken together before the dispatcher sleeps.
+    let mut queued = 0;
     for a in schedule {
         let intended = start + a.at;
         let due = intended.checked_sub(EARLY).unwrap_or(intended);
         if due > Instant::now() {
+            local.wake(std::mem::take(&mut queued));
             // Never late: the last batch handed out everything up to `woke + EARLY`, so this
             // job is due after `woke + TICK` plus the timer's worst lateness.
             sleep
@@ -59,10 +64,10 @@ pub(crate) async fn dispatch(
                 seq: a.seq,
                 intended,
             });
-            drop(q);
-            local.notify.notify_one();
+            queued += 1;
         }
     }
+    local.wake(queued);
 }
 
 #[cfg(test)]
@@ -75,14 +80,14 @@ mod tests {
 
     /// Dispatches `phases` under tokio's paused clock and returns (intended, taken) offsets.
     async fn dispatched(phases: &[Phase]) -> Vec<(Duration, Duration)> {
-        let local = Local::new(Arc::new(AtomicU64::new(0)));
+        let local = Local::new(Arc::new(AtomicU64::new(0)), 1, 1);
         let start = Instant::now();
         let schedule = Schedule::new(phases, Arrivals::Uniform, 0, 0, 1);
         let consumer = {
             let local = local.clone();
             tokio::task::spawn_local(async move {
                 let mut seen = Vec::new();
-                while let Some(job) = local.next_job().await {
+                while let Some(job) = local.next_job(0, 0).await {
                     seen.push((job.intended - start, Instant::now() - start));
                 }
                 seen
@@ -96,8 +101,7 @@ mod tests {
             &CancellationToken::new(),
         )
         .await;
-        local.closing.set(true);
-        local.notify.notify_waiters();
+        local.close();
         consumer.await.unwrap()
     }
 

@@ -75,8 +75,13 @@ pub fn run_worker(
     let local_set = tokio::task::LocalSet::new();
     local_set.block_on(&rt, async move {
         let start = Instant::from_std(start);
-        let local = Local::new(completed);
         let plan = &shared.plan;
+        let streams = if shared.connector.client().shares_connections() {
+            plan.streams_per_connection.max(1)
+        } else {
+            1
+        };
+        let local = Local::new(completed, connections, streams);
         let window = plan.window;
         let closed_loop = plan.phases.iter().any(|p| p.rate == Rate::Max);
         let deadline = start + plan.phases.iter().map(|p| p.duration).sum::<Duration>();
@@ -108,7 +113,7 @@ pub fn run_worker(
             &shared,
             &local,
             id,
-            connections,
+            (connections, streams),
             closed_loop,
             deadline,
             &cancel,
@@ -131,8 +136,7 @@ pub fn run_worker(
             }
         }
         // Let queued and in-flight requests finish, within the request timeout.
-        local.closing.set(true);
-        local.notify.notify_waiters();
+        local.close();
         let grace = tokio::time::sleep(plan.timeout.min(Duration::from_secs(10)));
         tokio::pin!(grace);
         for s in slots {
@@ -165,23 +169,19 @@ fn spawn_slots(
     shared: &Arc<Shared>,
     local: &Rc<Local>,
     id: usize,
-    connections: usize,
+    (connections, streams): (usize, usize),
     closed_loop: bool,
     deadline: Instant,
     cancel: &CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let plan = &shared.plan;
-    let shard = plan.shard;
-    let streams = if shared.connector.client().shares_connections() {
-        plan.streams_per_connection.max(1)
-    } else {
-        1
-    };
+    let shard = shared.plan.shard;
     let mut handles = Vec::new();
     for c in 0..connections {
         let group: Rc<tokio::sync::Mutex<Option<Conn>>> = Rc::default();
         for s in 0..streams {
             let slot = Slot {
+                conn: c,
+                index: c * streams + s,
                 shared: shared.clone(),
                 local: local.clone(),
                 group: group.clone(),
@@ -216,6 +216,9 @@ fn spawn_slots(
 
 /// One request slot: a connection of its own, or one stream of a shared connection.
 struct Slot {
+    /// This slot's connection and its own number among the worker's slots.
+    conn: usize,
+    index: usize,
     shared: Arc<Shared>,
     local: Rc<Local>,
     group: Rc<tokio::sync::Mutex<Option<Conn>>>,
@@ -228,7 +231,7 @@ struct Slot {
 
 impl Slot {
     async fn open_loop(mut self, cancel: CancellationToken) {
-        while let Some(job) = self.local.next_job().await {
+        while let Some(job) = self.local.next_job(self.conn, self.index).await {
             if cancel.is_cancelled() {
                 break;
             }

@@ -25,8 +25,8 @@ pub const DEFAULT_MAX_QUEUE: usize = 10_000;
 // Limits. A scenario key and the flag that means the same thing share each one (the `check_*`
 // functions below take the name to show: `` `connections` `` or `--connections`).
 
-/// Highest arrival rate a schedule may plan, per second: arrivals leave in 2 ms ticks, and
-/// 20 000 requests a tick is far beyond what one machine can send.
+/// Highest arrival rate a schedule may plan, per second: arrivals leave in 4 ms ticks, and
+/// 40 000 requests a tick is far beyond what one machine can send.
 pub const MAX_RATE: f64 = 10_000_000.0;
 /// File descriptors kept for leakgate's own files, probes and listeners besides connections.
 pub const RESERVED_FDS: u64 = 64;
@@ -42,7 +42,7 @@ pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 /// Longest request timeout (and `cancel_after`): a request open for a day hangs, and the gRPC
 /// `grpc-timeout` header tops out at 99 999 999 ms (27.8 h).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
-/// Shortest statistics window: a window spans many 2 ms dispatch ticks and probe samples.
+/// Shortest statistics window: a window spans many 4 ms dispatch ticks and probe samples.
 pub const MIN_WINDOW: Duration = Duration::from_millis(100);
 /// Longest statistics window: a window is one point of the charts and of the rolling verdict.
 pub const MAX_WINDOW: Duration = Duration::from_secs(3600);

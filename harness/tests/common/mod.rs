@@ -25,6 +25,8 @@ pub struct Counters {
     /// producing for one stops there.
     pub closed: AtomicU64,
     pub requests: AtomicU64,
+    /// Requests per connection, in the order the connections were accepted.
+    pub per_connection: std::sync::Mutex<Vec<Arc<AtomicU64>>>,
     /// Bytes of `/big` bodies handed to hyper (stops growing when the client stops reading).
     pub big_bytes_yielded: AtomicU64,
     /// `/big` bodies produced to their last byte.
@@ -70,10 +72,15 @@ pub fn start() -> Server {
                 };
                 let _ = stream.set_nodelay(true);
                 c.accepted.fetch_add(1, Ordering::SeqCst);
+                let mine = Arc::new(AtomicU64::new(0));
+                c.per_connection.lock().unwrap().push(mine.clone());
                 let c = c.clone();
                 let c2 = c.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| handle(req, c.clone(), start));
+                    let svc = hyper::service::service_fn(move |req| {
+                        mine.fetch_add(1, Ordering::SeqCst);
+                        handle(req, c.clone(), start)
+                    });
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
