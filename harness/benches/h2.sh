@@ -85,14 +85,17 @@ for s in $STREAMS; do
       "$bin" run "$base/small" --http2 --streams "$s" -c "$CONNS" -d "${RATE_SECS}s" --rate "$RATE" \
       --no-progress --results-dir "$work/runs" > "$work/rate-leakgate-$s-$r" 2>&1 || true
   done
+  all=""
   for tool in h2load leakgate; do
-    cpu=$(for r in $(seq 1 "$RATE_REPEATS"); do awk '{print $1 + $2}' "$work/time-$tool-$s-$r"; done | median)
+    cpus=$(for r in $(seq 1 "$RATE_REPEATS"); do awk '{printf "%.2f\n", $1 + $2}' "$work/time-$tool-$s-$r"; done)
+    cpu=$(median <<< "$cpus")
     mib=$(for r in $(seq 1 "$RATE_REPEATS"); do awk '{print $3 / 1024}' "$work/time-$tool-$s-$r"; done | median)
     rps=$(for r in $(seq 1 "$RATE_REPEATS"); do "rps_$tool" "$work/rate-$tool-$s-$r"; done | median)
     [ "$tool" = h2load ] && hc=$cpu
     printf '%-8s %-10s %12.0f %12.2f %11.2fx %12.1f\n' "$s" "$tool" "$rps" "$cpu" "$(echo "$cpu / $hc" | bc -l)" "$mib"
+    all+="$tool: $(echo $cpus)  "
   done
-  printf '%-8s %-10s %s\n' "$s" "all CPU s" "$(for tool in h2load leakgate; do printf '%s:' $tool; for r in $(seq 1 "$RATE_REPEATS"); do awk '{printf " %.2f", $1 + $2}' "$work/time-$tool-$s-$r"; done; printf '  '; done)"
+  printf '%-8s %-10s %s\n' "$s" "all CPU s" "$all"
 done
 fi
 echo "(nginx $(nginx -v 2>&1 | sed 's/.*\///') on CPU 0, generators on CPU 1; $(nproc) CPUs; max: ${SECS}s runs, median of $REPEATS; rate: ${RATE_SECS}s runs, median of $RATE_REPEATS; raw outputs in $work)"

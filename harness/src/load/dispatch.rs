@@ -87,7 +87,7 @@ mod tests {
             let local = local.clone();
             tokio::task::spawn_local(async move {
                 let mut seen = Vec::new();
-                while let Some(job) = local.next_job(0, 0).await {
+                while let Some(job) = local.next_job(0).await {
                     seen.push((job.intended - start, Instant::now() - start));
                 }
                 seen

@@ -180,7 +180,6 @@ fn spawn_slots(
         let group: Rc<tokio::sync::Mutex<Option<Conn>>> = Rc::default();
         for s in 0..streams {
             let slot = Slot {
-                conn: c,
                 index: c * streams + s,
                 shared: shared.clone(),
                 local: local.clone(),
@@ -216,8 +215,7 @@ fn spawn_slots(
 
 /// One request slot: a connection of its own, or one stream of a shared connection.
 struct Slot {
-    /// This slot's connection and its own number among the worker's slots.
-    conn: usize,
+    /// This slot's number among the worker's slots (connection `index / streams`).
     index: usize,
     shared: Arc<Shared>,
     local: Rc<Local>,
@@ -231,7 +229,7 @@ struct Slot {
 
 impl Slot {
     async fn open_loop(mut self, cancel: CancellationToken) {
-        while let Some(job) = self.local.next_job(self.conn, self.index).await {
+        while let Some(job) = self.local.next_job(self.index).await {
             if cancel.is_cancelled() {
                 break;
             }

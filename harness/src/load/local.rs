@@ -27,7 +27,7 @@ pub(crate) struct Local {
     /// Scratch list of the slots one `wake` takes.
     woken: RefCell<Vec<(usize, Waker)>>,
     pub stats: RefCell<Stats>,
-    pub closing: Cell<bool>,
+    closing: Cell<bool>,
     pub in_flight: Cell<usize>,
     pub completed: Arc<AtomicU64>,
     /// The window the stats currently accumulate for.
@@ -49,18 +49,18 @@ impl Local {
         })
     }
 
-    /// Waits for the next job for slot `slot` of connection `conn`; `None` once the worker is
-    /// closing and the queue is empty.
-    pub(crate) async fn next_job(&self, conn: usize, slot: usize) -> Option<Job> {
+    /// Waits for the next job for slot `slot`; `None` once the worker is closing and the queue
+    /// is empty.
+    pub(crate) async fn next_job(&self, slot: usize) -> Option<Job> {
         std::future::poll_fn(|cx| {
             if let Some(j) = self.queue.borrow_mut().pop_front() {
-                self.idle.borrow_mut().forget(conn, slot);
+                self.idle.borrow_mut().forget(slot);
                 return Poll::Ready(Some(j));
             }
             if self.closing.get() {
                 return Poll::Ready(None);
             }
-            self.idle.borrow_mut().wait(conn, slot, cx.waker());
+            self.idle.borrow_mut().wait(slot, cx.waker());
             Poll::Pending
         })
         .await
@@ -138,9 +138,9 @@ impl Idle {
         }
     }
 
-    /// Slot `slot` of connection `conn` waits for a job (again: its waker is updated).
-    fn wait(&mut self, conn: usize, slot: usize, waker: &Waker) {
-        debug_assert_eq!(slot / self.streams, conn);
+    /// Slot `slot` waits for a job (again: its waker is updated).
+    fn wait(&mut self, slot: usize, waker: &Waker) {
+        let conn = slot / self.streams;
         let Some(list) = self.by_conn.get_mut(conn) else {
             return;
         };
@@ -155,8 +155,8 @@ impl Idle {
     }
 
     /// Slot `slot` took a job itself: it no longer waits.
-    fn forget(&mut self, conn: usize, slot: usize) {
-        if let Some(list) = self.by_conn.get_mut(conn) {
+    fn forget(&mut self, slot: usize) {
+        if let Some(list) = self.by_conn.get_mut(slot / self.streams) {
             list.retain(|(s, _)| *s != slot);
         }
     }
@@ -207,13 +207,13 @@ mod tests {
         // 3 connections × 4 slots, all idle in slot order.
         let mut idle = Idle::new(3, 4);
         for slot in 0..12 {
-            idle.wait(slot / 4, slot, Waker::noop());
+            idle.wait(slot, Waker::noop());
         }
         assert_eq!(conns(&mut idle, 6), [0, 0, 0, 0, 1, 1]);
         // Connection 1 kept two idle slots and went to the back: 2 is next, then 1, then 0
         // (back with its four after 1), then 2 with the one it kept.
         for slot in 0..4 {
-            idle.wait(0, slot, Waker::noop());
+            idle.wait(slot, Waker::noop());
         }
         assert_eq!(conns(&mut idle, 3), [2, 2, 2]);
         assert_eq!(conns(&mut idle, 20), [1, 1, 0, 0, 0, 0, 2]);
@@ -224,7 +224,7 @@ mod tests {
     fn one_job_a_tick_goes_round_the_connections() {
         let mut idle = Idle::new(3, 8);
         for slot in 0..24 {
-            idle.wait(slot / 8, slot, Waker::noop());
+            idle.wait(slot, Waker::noop());
         }
         let mut seen = Vec::new();
         for _ in 0..6 {
@@ -233,7 +233,7 @@ mod tests {
             let (slot, w) = out.pop().unwrap();
             seen.push(slot / 8);
             // The request ends before the next tick: the slot is idle again.
-            idle.wait(slot / 8, slot, &w);
+            idle.wait(slot, &w);
         }
         assert_eq!(seen, [0, 1, 2, 0, 1, 2]);
     }
@@ -241,15 +241,15 @@ mod tests {
     #[test]
     fn a_slot_that_took_a_job_itself_is_not_woken_and_waits_once() {
         let mut idle = Idle::new(2, 2);
-        idle.wait(0, 0, Waker::noop());
-        idle.wait(0, 0, Waker::noop()); // polled again: still one registration
-        idle.wait(0, 1, Waker::noop());
-        idle.forget(0, 1);
-        idle.wait(1, 2, Waker::noop());
-        idle.forget(0, 0);
+        idle.wait(0, Waker::noop());
+        idle.wait(0, Waker::noop()); // polled again: still one registration
+        idle.wait(1, Waker::noop());
+        idle.forget(1);
+        idle.wait(2, Waker::noop());
+        idle.forget(0);
         // Connection 0 has nobody left: its turn gives nothing.
         assert_eq!(conns(&mut idle, 3), [1]);
-        idle.wait(1, 3, Waker::noop());
+        idle.wait(3, Waker::noop());
         assert_eq!(idle.take_all().len(), 1);
         assert_eq!(conns(&mut idle, 1), [0; 0]);
     }
